@@ -1,0 +1,13 @@
+"""The `bakery` command line: one Typer app, one module per group of commands."""
+
+import typer
+
+from bakery.cli import code
+
+app = typer.Typer(
+    name="bakery",
+    help="Bake Python dependency specs into OCI images and package code for deployment.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+code.register(app)

@@ -1,0 +1,59 @@
+"""Git-style ignore rules: built-in excludes, nested .gitignore and .bakeryignore files.
+
+Rules are evaluated the way git does: a deeper file overrides a shallower one, and within a
+file the last matching pattern wins (negations included). Paths are always relative to the
+src root, so directories *above* the root (say a `.worktrees` checkout) never match.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pathspec import GitIgnoreSpec
+
+IGNORE_FILES = (".gitignore", ".bakeryignore")
+"""Read in every directory, in this order: .bakeryignore has the last word."""
+
+
+@dataclass(frozen=True)
+class _RuleFile:
+    base: str  # directory the patterns are relative to ("" for the src root), '/'-terminated
+    spec: GitIgnoreSpec
+    origin: str  # for messages: "defaults" or a path relative to the src root
+
+
+@dataclass(frozen=True)
+class IgnoreRules:
+    """The rules in force in one directory: its ancestors' files, then its own."""
+
+    files: tuple[_RuleFile, ...]
+
+    @classmethod
+    def defaults(cls, patterns: Sequence[str]) -> "IgnoreRules":
+        spec = GitIgnoreSpec.from_lines(patterns)
+        return cls((_RuleFile("", spec, "built-in excludes " + " ".join(patterns)),))
+
+    def entering(self, directory: Path, relative: str) -> "IgnoreRules":
+        """Rules for `directory` (at `relative` below the root): adds its ignore files."""
+        base = f"{relative}/" if relative else ""
+        added = []
+        for name in IGNORE_FILES:
+            try:
+                lines = (directory / name).read_text(encoding="utf-8", errors="replace")
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                continue
+            added.append(_RuleFile(base, GitIgnoreSpec.from_lines(lines.splitlines()), base + name))
+        return IgnoreRules(self.files + tuple(added)) if added else self
+
+    def ignores(self, relative: str, is_dir: bool) -> bool:
+        """Whether the path `relative` (to the src root) is excluded."""
+        for rule_file in reversed(self.files):
+            local = relative[len(rule_file.base) :] + ("/" if is_dir else "")
+            verdict = rule_file.spec.check_file(local).include
+            if verdict is not None:
+                return verdict
+        return False
+
+    def describe(self) -> list[str]:
+        """Where the rules came from, for an error that says what was applied."""
+        return [rule_file.origin for rule_file in self.files]

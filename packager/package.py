@@ -1,0 +1,186 @@
+"""package_code: walk -> select -> hash -> deterministic tarball -> object store."""
+
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+from packager import config
+from packager.errors import CodePackagingException
+from packager.hashing import StatCache, digest_files, package_key
+from packager.model import PackagedCode
+from packager.progress import ProgressCallback, Reporter
+from packager.stores import open_store
+from packager.tarball import Entry, write_tarball
+from packager.walk import SourceFile, WalkReport, walk_root
+
+_OPTIONS = {"store", "max_bytes", "excludes", "progress", "cache_dir"}
+
+
+def _roots(src_paths: Sequence[str | os.PathLike]) -> list[Path]:
+    if isinstance(src_paths, str | bytes | os.PathLike):
+        raise CodePackagingException(
+            f"src_paths must be a list of directories, not a single path: use [{str(src_paths)!r}]"
+        )
+    roots = [Path(path) for path in src_paths]
+    if not roots:
+        raise CodePackagingException("src_paths is empty: name at least one directory to package")
+    for root in roots:
+        if not root.exists():
+            raise CodePackagingException(f"src path {str(root)!r} does not exist")
+        if not root.is_dir():
+            raise CodePackagingException(f"src path {str(root)!r} is not a directory")
+    return roots
+
+
+def _suffixes(suffixes: Sequence[str] | None) -> tuple[str, ...]:
+    if suffixes is None:
+        return config.DEFAULT_SUFFIXES
+    if isinstance(suffixes, str):
+        raise CodePackagingException(f"suffixes must be a list, not a string: use [{suffixes!r}]")
+    if not all(isinstance(suffix, str) and suffix for suffix in suffixes):
+        raise CodePackagingException(f"suffixes must be non-empty strings, got {suffixes!r}")
+    return tuple(suffixes)
+
+
+def _cache_name(roots: list[Path]) -> str:
+    joined = "\0".join(str(root.resolve()) for root in roots)
+    return blake3.blake3(joined.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def _merge(roots: list[Path], per_root: list[list[tuple[SourceFile, str]]]) -> list[Entry]:
+    """One entry per package path; two roots giving different files at one path is an error."""
+    chosen: dict[str, tuple[Entry, Path]] = {}
+    for root, files in zip(roots, per_root, strict=True):
+        for source, digest in files:
+            entry = Entry(source.relative, source.executable, digest, source.size, source.path)
+            earlier = chosen.get(entry.relative)
+            if earlier is None:
+                chosen[entry.relative] = (entry, root)
+            elif earlier[0].identity != entry.identity:
+                raise CodePackagingException(
+                    f"{entry.relative!r} comes from two src paths with different contents: "
+                    f"{earlier[1] / entry.relative} and {root / entry.relative}; "
+                    "rename one or drop one of the src paths"
+                )
+    return sorted((entry for entry, _ in chosen.values()), key=lambda entry: entry.relative)
+
+
+def _check_size(entries: list[Entry], limit: int, reporter: Reporter) -> None:
+    total = sum(entry.size for entry in entries)
+    if total <= config.WARN_BYTES and total <= limit:
+        return
+    largest = sorted(entries, key=lambda entry: entry.size, reverse=True)[:10]
+    listing = "; ".join(f"{entry.relative} ({entry.size / 1e6:.1f} MB)" for entry in largest)
+    if total > limit:
+        raise CodePackagingException(
+            f"code package is {total / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB limit "
+            f"(BAKERY_CODE_MAX_BYTES). Largest files: {listing}. "
+            "Exclude them with .bakeryignore or narrow `suffixes`."
+        )
+    reporter.warn(f"code package is large: {total / 1e6:.1f} MB. Largest files: {listing}")
+
+
+def package_code(
+    src_paths: Sequence[str | os.PathLike],
+    suffixes: Sequence[str] | None = None,
+    logger: Callable[[str], Any] | None = None,
+    **options: Any,
+) -> PackagedCode:
+    """Package the files under `src_paths` into a content-addressed tarball in a code store.
+
+    The contents of every src path land at the package root. Options: `store` (URL; default
+    BAKERY_CODE_STORE), `max_bytes` (default BAKERY_CODE_MAX_BYTES), `excludes` (replaces the
+    built-in ignore patterns), `progress` (callback (stage, done, total)), `cache_dir`.
+    """
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise CodePackagingException(
+            f"unknown option(s) {sorted(unknown)}; known options: {sorted(_OPTIONS)}"
+        )
+    roots = _roots(src_paths)
+    selected_suffixes = _suffixes(suffixes)
+    excludes = tuple(options.get("excludes", config.DEFAULT_EXCLUDES))
+    progress: ProgressCallback | None = options.get("progress")
+    reporter = Reporter(logger, progress)
+    cache_root = Path(options.get("cache_dir") or config.cache_dir())
+    store = open_store(options.get("store") or config.code_store_url())
+    limit = int(options.get("max_bytes") or config.max_package_bytes())
+
+    report = WalkReport()
+    walked = [
+        list(walk_root(root, selected_suffixes, excludes, reporter.warn, report)) for root in roots
+    ]
+    total_bytes = sum(source.size for files in walked for source in files)
+    file_count = sum(map(len, walked))
+    reporter.info(
+        f"Found {file_count} files ({total_bytes / 1e6:.1f} MB) in {len(roots)} src path(s)"
+    )
+
+    hashed = 0
+
+    def on_hashed(size: int) -> None:
+        nonlocal hashed
+        hashed += size
+        reporter.advance("hash", hashed, total_bytes)
+
+    per_root = []
+    for root, files in zip(roots, walked, strict=True):
+        cache = StatCache(cache_root / "stat" / f"{_cache_name([root])}.marshal")
+        per_root.append(list(zip(files, digest_files(files, cache, on_hashed), strict=True)))
+    entries = _merge(roots, per_root)
+    if not entries:
+        raise CodePackagingException(
+            f"nothing to package in {', '.join(map(str, roots))}: no file matched suffixes "
+            f"{' '.join(selected_suffixes)} after ignore rules "
+            f"({'; '.join(sorted(report.ignore_files))}); "
+            f"{report.skipped} path(s) were skipped"
+        )
+    _check_size(entries, limit, reporter)
+
+    key = package_key(entry.identity for entry in entries)
+    url = store.url(key)
+    if store.exists(key):
+        reporter.info(f"Package {key} is already stored at {url}")
+        return PackagedCode(url, key)
+
+    tarball = _build(entries, key, cache_root / "packages" / _cache_name(roots), reporter)
+    reporter.info(f"Uploading {tarball.stat().st_size / 1e6:.1f} MB to {url}")
+    store.put(key, tarball)
+    reporter.info(f"Packaged {len(entries)} files as {key}")
+    return PackagedCode(url, key)
+
+
+def _build(entries: list[Entry], key: str, directory: Path, reporter: Reporter) -> Path:
+    """Write the tarball for `entries` into `directory`, reusing the previous one there."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{key}.tar.gz"
+    older = sorted(directory.glob("*.tar.gz"), key=lambda path: path.stat().st_mtime_ns)
+    previous = next((path for path in reversed(older) if path != target), None)
+    temporary = directory / f".{uuid.uuid4().hex}.tar.gz"
+    total = sum(entry.size for entry in entries)
+    written = 0
+
+    def on_bytes(size: int) -> None:
+        nonlocal written
+        written += size
+        reporter.advance("tar", written, total)
+
+    try:
+        reused, compressed = write_tarball(entries, temporary, previous, on_bytes)
+        os.replace(temporary.with_suffix(".index"), target.with_suffix(".index"))
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+        temporary.with_suffix(".index").unlink(missing_ok=True)
+    reporter.info(
+        f"Wrote tarball: {compressed} files compressed, {reused} reused from the last package"
+    )
+    for stale in older:
+        if stale != target:
+            stale.unlink(missing_ok=True)
+            stale.with_suffix(".index").unlink(missing_ok=True)
+    return target

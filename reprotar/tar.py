@@ -1,0 +1,48 @@
+"""Deterministic tar headers: fixed mtime, uid/gid 0, empty owner names, PAX format.
+
+Only the header bytes are built here; callers stream the file data themselves, which lets
+them hash, reuse or compress each entry independently.
+"""
+
+import tarfile
+
+BLOCK = tarfile.BLOCKSIZE
+END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
+FIXED_MTIME = 0
+
+
+def _header(info: tarfile.TarInfo) -> bytes:
+    info.mtime = FIXED_MTIME
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def file_header(path: str, size: int, mode: int) -> bytes:
+    """Header of a regular file `path` (relative, '/'-separated) of `size` bytes."""
+    info = tarfile.TarInfo(path)
+    info.size = size
+    info.mode = mode
+    return _header(info)
+
+
+def directory_header(path: str, mode: int = 0o755) -> bytes:
+    """Header of a directory entry (the name gets its trailing '/')."""
+    info = tarfile.TarInfo(path.rstrip("/") + "/")
+    info.type = tarfile.DIRTYPE
+    info.mode = mode
+    return _header(info)
+
+
+def symlink_header(path: str, target: str) -> bytes:
+    """Header of a symbolic link `path` -> `target`."""
+    info = tarfile.TarInfo(path)
+    info.type = tarfile.SYMTYPE
+    info.linkname = target
+    info.mode = 0o777
+    return _header(info)
+
+
+def padding(size: int) -> bytes:
+    """Zero bytes that round a file's data of `size` bytes up to the next tar block."""
+    return b"\0" * (-size % BLOCK)
