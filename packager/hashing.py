@@ -9,7 +9,6 @@ import marshal
 import os
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import blake3
@@ -32,13 +31,12 @@ def _fingerprint(source: SourceFile) -> Fingerprint:
 
 def file_digest(path: str) -> str:
     """blake3 hex digest of one file's bytes."""
-    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
     if os.path.getsize(path) >= _LARGE_FILE:
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         hasher.update_mmap(path)
-    else:
-        with open(path, "rb") as handle:
-            hasher.update(handle.read())
-    return hasher.hexdigest()
+        return hasher.hexdigest()
+    with open(path, "rb") as handle:
+        return blake3.blake3(handle.read()).hexdigest()
 
 
 class StatCache:
@@ -78,21 +76,17 @@ class StatCache:
 def digest_files(
     sources: list[SourceFile],
     cache: StatCache,
-    on_hashed: Callable[[int], None] = lambda _bytes: None,
+    hash_missing: Callable[[list[SourceFile]], list[str]],
 ) -> list[str]:
-    """Digests of `sources` in order: from the cache where valid, else hashed in parallel."""
+    """Digests of `sources` in order: from the cache where valid, else from `hash_missing`."""
     started_ns = time.time_ns()
     digests: list[str | None] = [cache.lookup(source) for source in sources]
     missing = [index for index, digest in enumerate(digests) if digest is None]
     if missing:
-        workers = min(8, 2 * (os.cpu_count() or 1))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for index, digest in zip(
-                missing, pool.map(lambda i: file_digest(sources[i].path), missing), strict=True
-            ):
-                digests[index] = digest
-                cache.store(sources[index], digest, started_ns)
-                on_hashed(sources[index].size)
+        fresh = hash_missing([sources[index] for index in missing])
+        for index, digest in zip(missing, fresh, strict=True):
+            digests[index] = digest
+            cache.store(sources[index], digest, started_ns)
         cache.save()
     return digests  # type: ignore[return-value]  # every None was filled above
 
@@ -102,9 +96,13 @@ def package_key(entries: Iterable[tuple[str, bool, str]]) -> str:
 
     Independent of mtimes, owners, walk order, machine and compressor by construction.
     """
-    hasher = blake3.blake3(KEY_FORMAT)
-    for relative, executable, digest in sorted(entries):
-        hasher.update(relative.encode("utf-8", "surrogateescape"))
-        hasher.update(b"\0x" if executable else b"\0-")
-        hasher.update(bytes.fromhex(digest))
-    return hasher.hexdigest()
+    records = [
+        b"%s\0%s%s"
+        % (
+            relative.encode("utf-8", "surrogateescape"),
+            b"x" if executable else b"-",
+            bytes.fromhex(digest),
+        )
+        for relative, executable, digest in sorted(entries)
+    ]
+    return blake3.blake3(KEY_FORMAT + b"".join(records)).hexdigest()

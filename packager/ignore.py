@@ -18,8 +18,19 @@ IGNORE_FILES = (".gitignore", ".bakeryignore")
 @dataclass(frozen=True)
 class _RuleFile:
     base: str  # directory the patterns are relative to ("" for the src root), '/'-terminated
-    spec: GitIgnoreSpec
+    for_dirs: GitIgnoreSpec
+    for_files: GitIgnoreSpec | None  # None when every pattern is directory-only
     origin: str  # for messages: "defaults" or a path relative to the src root
+
+    @classmethod
+    def parse(cls, base: str, lines: Sequence[str], origin: str) -> "_RuleFile":
+        """Directory-only patterns (`build/`) never match a file in git: a file below an
+        excluded directory is never reached, because the walk prunes the directory."""
+        file_lines = [line for line in lines if not line.rstrip().endswith("/")]
+        file_spec = GitIgnoreSpec.from_lines(file_lines)
+        return cls(
+            base, GitIgnoreSpec.from_lines(lines), file_spec if file_spec.patterns else None, origin
+        )
 
 
 @dataclass(frozen=True)
@@ -30,8 +41,7 @@ class IgnoreRules:
 
     @classmethod
     def defaults(cls, patterns: Sequence[str]) -> "IgnoreRules":
-        spec = GitIgnoreSpec.from_lines(patterns)
-        return cls((_RuleFile("", spec, "built-in excludes " + " ".join(patterns)),))
+        return cls((_RuleFile.parse("", patterns, "built-in excludes " + " ".join(patterns)),))
 
     def entering(self, directory: Path, relative: str) -> "IgnoreRules":
         """Rules for `directory` (at `relative` below the root): adds its ignore files."""
@@ -42,14 +52,17 @@ class IgnoreRules:
                 lines = (directory / name).read_text(encoding="utf-8", errors="replace")
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 continue
-            added.append(_RuleFile(base, GitIgnoreSpec.from_lines(lines.splitlines()), base + name))
+            added.append(_RuleFile.parse(base, lines.splitlines(), base + name))
         return IgnoreRules(self.files + tuple(added)) if added else self
 
     def ignores(self, relative: str, is_dir: bool) -> bool:
         """Whether the path `relative` (to the src root) is excluded."""
         for rule_file in reversed(self.files):
+            spec = rule_file.for_dirs if is_dir else rule_file.for_files
+            if spec is None:
+                continue
             local = relative[len(rule_file.base) :] + ("/" if is_dir else "")
-            verdict = rule_file.spec.check_file(local).include
+            verdict = spec.check_file(local).include
             if verdict is not None:
                 return verdict
         return False

@@ -11,8 +11,10 @@ import blake3
 from packager import config
 from packager.errors import CodePackagingException
 from packager.hashing import StatCache, digest_files, package_key
+from packager.members import index_path
 from packager.model import PackagedCode
 from packager.progress import ProgressCallback, Reporter
+from packager.spool import MemberSpool
 from packager.stores import open_store
 from packager.tarball import Entry, write_tarball
 from packager.walk import SourceFile, WalkReport, walk_root
@@ -127,40 +129,47 @@ def package_code(
         hashed += size
         reporter.advance("hash", hashed, total_bytes)
 
-    per_root = []
-    for root, files in zip(roots, walked, strict=True):
-        cache = StatCache(cache_root / "stat" / f"{_cache_name([root])}.marshal")
-        per_root.append(list(zip(files, digest_files(files, cache, on_hashed), strict=True)))
-    entries = _merge(roots, per_root)
-    if not entries:
-        raise CodePackagingException(
-            f"nothing to package in {', '.join(map(str, roots))}: no file matched suffixes "
-            f"{' '.join(selected_suffixes)} after ignore rules "
-            f"({'; '.join(sorted(report.ignore_files))}); "
-            f"{report.skipped} path(s) were skipped"
-        )
-    _check_size(entries, limit, reporter)
+    workdir = cache_root / "packages" / _cache_name(roots)
+    workdir.mkdir(parents=True, exist_ok=True)
+    spool = MemberSpool(workdir / f".spool-{uuid.uuid4().hex}.members")
+    try:
+        per_root = []
+        for root, files in zip(roots, walked, strict=True):
+            cache = StatCache(cache_root / "stat" / f"{_cache_name([root])}.marshal")
+            digests = digest_files(
+                files, cache, lambda missing: spool.hash_files(missing, on_hashed)
+            )
+            per_root.append(list(zip(files, digests, strict=True)))
+        entries = _merge(roots, per_root)
+        if not entries:
+            raise CodePackagingException(
+                f"nothing to package in {', '.join(map(str, roots))}: no file matched suffixes "
+                f"{' '.join(selected_suffixes)} after ignore rules "
+                f"({'; '.join(sorted(report.ignore_files))}); "
+                f"{report.skipped} path(s) were skipped"
+            )
+        _check_size(entries, limit, reporter)
 
-    key = package_key(entry.identity for entry in entries)
-    url = store.url(key)
-    if store.exists(key):
-        reporter.info(f"Package {key} is already stored at {url}")
-        return PackagedCode(url, key)
-
-    tarball = _build(entries, key, cache_root / "packages" / _cache_name(roots), reporter)
+        key = package_key(entry.identity for entry in entries)
+        url = store.url(key)
+        if store.exists(key):
+            reporter.info(f"Package {key} is already stored at {url}")
+            return PackagedCode(url, key)
+        tarball = _build(entries, key, workdir, spool.path, reporter)
+    finally:
+        spool.discard()
     reporter.info(f"Uploading {tarball.stat().st_size / 1e6:.1f} MB to {url}")
     store.put(key, tarball)
     reporter.info(f"Packaged {len(entries)} files as {key}")
     return PackagedCode(url, key)
 
 
-def _build(entries: list[Entry], key: str, directory: Path, reporter: Reporter) -> Path:
-    """Write the tarball for `entries` into `directory`, reusing the previous one there."""
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{key}.tar.gz"
-    older = sorted(directory.glob("*.tar.gz"), key=lambda path: path.stat().st_mtime_ns)
-    previous = next((path for path in reversed(older) if path != target), None)
-    temporary = directory / f".{uuid.uuid4().hex}.tar.gz"
+def _build(entries: list[Entry], key: str, workdir: Path, spool: Path, reporter: Reporter) -> Path:
+    """Write the tarball for `entries` into `workdir`, copying members from the previous
+    tarball there and from the spool; older tarballs are removed once this one exists."""
+    target = workdir / f"{key}.tar.gz"
+    older = sorted(workdir.glob("*.tar.gz"), key=lambda path: path.stat().st_mtime_ns)
+    temporary = workdir / f".{uuid.uuid4().hex}.tar.gz"
     total = sum(entry.size for entry in entries)
     written = 0
 
@@ -170,17 +179,17 @@ def _build(entries: list[Entry], key: str, directory: Path, reporter: Reporter) 
         reporter.advance("tar", written, total)
 
     try:
-        reused, compressed = write_tarball(entries, temporary, previous, on_bytes)
-        os.replace(temporary.with_suffix(".index"), target.with_suffix(".index"))
+        reused, compressed = write_tarball(entries, temporary, [*older[-1:], spool], on_bytes)
+        os.replace(index_path(temporary), index_path(target))
         os.replace(temporary, target)
+    except OSError as error:
+        raise CodePackagingException(f"cannot write the tarball in {workdir}: {error}") from None
     finally:
         temporary.unlink(missing_ok=True)
-        temporary.with_suffix(".index").unlink(missing_ok=True)
-    reporter.info(
-        f"Wrote tarball: {compressed} files compressed, {reused} reused from the last package"
-    )
+        index_path(temporary).unlink(missing_ok=True)
+    reporter.info(f"Wrote tarball: {reused} files copied as compressed, {compressed} compressed")
     for stale in older:
         if stale != target:
             stale.unlink(missing_ok=True)
-            stale.with_suffix(".index").unlink(missing_ok=True)
+            index_path(stale).unlink(missing_ok=True)
     return target

@@ -1,35 +1,39 @@
-"""Deterministic tar.gz assembly, incremental against the previous package of the same tree.
+"""Deterministic tar.gz assembly from members already compressed elsewhere, plus new ones.
 
-The archive is a concatenation of gzip members (RFC 1952 allows it; gzip, tar, Python and Go
-read it as one stream). Each file's tar entry (header + data + padding) is cut into members
-of at most `CHUNK` bytes of file data, compressed in parallel, so the bytes of an entry depend
-only on (path, mode, content). Entries the previous tarball already holds are copied byte for
-byte; only new or changed files are compressed. Equal keys therefore give identical bytes
-whether a tarball was built cold or incrementally.
+Entries found in an earlier archive or the spool (by their index) are copied byte for byte;
+the rest are compressed here, chunk by chunk in parallel. Because an entry's members depend
+only on (path, mode, content), equal keys give identical bytes whichever way they were made.
 """
 
-import marshal
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import ExitStack
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 import blake3
 
-from packager.errors import CodePackagingException
 from packager.hashing import file_digest
-from reprotar import END_OF_ARCHIVE, file_header, gzip_member, padding
+from packager.members import (
+    CHUNK,
+    Identity,
+    Index,
+    changed,
+    chunk_member,
+    chunk_offsets,
+    read_exact,
+    read_index,
+    write_index,
+)
+from reprotar import END_OF_ARCHIVE, gzip_member
 
-CHUNK = 4 * 1024 * 1024
-"""File data per gzip member: bounds memory and lets one large file use every core."""
-
-_INDEX_FORMAT = 1
+_BATCH = 1024 * 1024
+"""File bytes per compression task."""
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One file of the package: where it goes, its mode bit, content, where to read it."""
 
     relative: str
@@ -39,109 +43,114 @@ class Entry:
     path: str
 
     @property
-    def identity(self) -> tuple[str, bool, str]:
+    def identity(self) -> Identity:
         return (self.relative, self.executable, self.digest)
 
 
-Index = dict[tuple[str, bool, str], tuple[int, int]]
-"""Entry identity -> (offset, length) of its gzip members in a tarball."""
-
-
-def index_path(tarball: Path) -> Path:
-    return tarball.with_suffix(".index")
-
-
-def read_index(tarball: Path) -> Index:
-    """The member index saved beside `tarball`, or {} when absent or unreadable."""
-    try:
-        version, index = marshal.loads(index_path(tarball).read_bytes())
-    except (OSError, EOFError, ValueError, TypeError):
-        return {}
-    return index if version == _INDEX_FORMAT else {}
-
-
-def _changed(entry: Entry) -> CodePackagingException:
-    return CodePackagingException(
-        f"{entry.path} changed while it was being packaged; run package_code again"
-    )
-
-
 def _compress_chunk(entry: Entry, offset: int) -> bytes:
-    """The gzip member for the file data at `offset`, with the header/padding at the ends."""
-    length = min(CHUNK, entry.size - offset)
-    try:
-        with open(entry.path, "rb") as handle:
-            data = os.pread(handle.fileno(), length, offset)
-    except FileNotFoundError:
-        raise _changed(entry) from None
-    if len(data) != length:
-        raise _changed(entry)
+    data = read_exact(entry.path, offset, min(CHUNK, entry.size - offset))
     if entry.size <= CHUNK and blake3.blake3(data).hexdigest() != entry.digest:
-        raise _changed(entry)
-    head = file_header(entry.relative, entry.size, 0o755 if entry.executable else 0o644)
-    tail = padding(entry.size) if offset + length == entry.size else b""
-    return gzip_member((head if offset == 0 else b"") + data + tail)
+        raise changed(entry.path)
+    return chunk_member(entry.relative, entry.executable, entry.size, offset, data)
 
 
-def _chunk_offsets(entry: Entry) -> range:
-    return range(0, max(entry.size, 1), CHUNK)
+def _batches(entries: list[Entry]) -> Iterator[list[tuple[Entry, int]]]:
+    batch: list[tuple[Entry, int]] = []
+    size = 0
+    for entry in entries:
+        for offset in chunk_offsets(entry.size):
+            batch.append((entry, offset))
+            size += min(CHUNK, entry.size - offset)
+            if size >= _BATCH:
+                yield batch
+                batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _compress_batch(batch: list[tuple[Entry, int]]) -> list[bytes]:
+    return [_compress_chunk(entry, offset) for entry, offset in batch]
 
 
 def _in_order(pool: ThreadPoolExecutor, entries: list[Entry], window: int) -> Iterator[bytes]:
-    """Every chunk member of `entries` in archive order, at most `window` chunks in flight."""
-    pending: deque[Future[bytes]] = deque()
-    for entry in entries:
-        for offset in _chunk_offsets(entry):
-            pending.append(pool.submit(_compress_chunk, entry, offset))
-            if len(pending) >= window:
-                yield pending.popleft().result()
+    """Every chunk member of `entries` in archive order, at most `window` batches in flight."""
+    pending: deque[Future[list[bytes]]] = deque()
+    for batch in _batches(entries):
+        pending.append(pool.submit(_compress_batch, batch))
+        if len(pending) >= window:
+            yield from pending.popleft().result()
     while pending:
-        yield pending.popleft().result()
+        yield from pending.popleft().result()
 
 
-def _copy_range(source, target, offset: int, length: int) -> None:
-    while length:
-        copied = os.copy_file_range(source.fileno(), target.fileno(), length, offset)
-        if copied == 0:
-            raise CodePackagingException("previous tarball is shorter than its index says")
-        offset += copied
-        length -= copied
+class _CopyRun:
+    """Copies reused members, merging adjacent ranges of one source so an unchanged stretch
+    of the archive is one copy_file_range call, not one per file."""
+
+    def __init__(self, target: BinaryIO):
+        self._target = target
+        self._source: BinaryIO | None = None
+        self._offset = self._length = 0
+
+    def add(self, source: BinaryIO, offset: int, length: int) -> None:
+        if self._length and (source is not self._source or offset != self._offset + self._length):
+            self.flush()
+        if not self._length:
+            self._source, self._offset = source, offset
+        self._length += length
+
+    def flush(self) -> None:
+        if not self._length or self._source is None:
+            return
+        self._target.flush()
+        offset, length = self._offset, self._length
+        while length:
+            copied = os.copy_file_range(
+                self._source.fileno(), self._target.fileno(), length, offset
+            )
+            if copied == 0:
+                raise OSError(f"{self._source.name} is shorter than its index says")
+            offset += copied
+            length -= copied
+        self._length = 0
 
 
 def write_tarball(
     entries: list[Entry],
     target: Path,
-    previous: Path | None,
+    reuse_from: Sequence[Path],
     on_bytes: Callable[[int], None] = lambda _bytes: None,
 ) -> tuple[int, int]:
-    """Write the archive for sorted `entries` to `target`, reusing members of `previous`.
-
-    Returns (entries reused, entries compressed) and writes an index beside `target`.
-    """
-    reuse = read_index(previous) if previous else {}
-    fresh = [entry for entry in entries if entry.identity not in reuse]
-    index: Index = {}
-    workers = os.cpu_count() or 1
-    with (
-        open(target, "wb") as out,
-        open(previous if reuse else os.devnull, "rb") as source,
-        ThreadPoolExecutor(max_workers=workers) as pool,
-    ):
+    """Write the archive of sorted `entries` to `target`, copying members found in the
+    indexed files `reuse_from`. Returns (entries copied, entries compressed here)."""
+    with ExitStack() as stack:
+        found: dict[Identity, tuple[BinaryIO, int, int]] = {}
+        for archive in reuse_from:
+            index = read_index(archive)
+            if index:
+                source = stack.enter_context(open(archive, "rb"))
+                found.update((identity, (source, *where)) for identity, where in index.items())
+        fresh = [entry for entry in entries if entry.identity not in found]
+        out = stack.enter_context(open(target, "wb"))
+        workers = os.cpu_count() or 1
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
         members = _in_order(pool, fresh, window=4 * workers)
+        copy = _CopyRun(out)
+        written: Index = {}
+        position = 0
         for entry in entries:
-            start = out.tell()
-            if entry.identity in reuse:
-                offset, length = reuse[entry.identity]
-                out.flush()
-                _copy_range(source, out, offset, length)
-                out.seek(0, os.SEEK_END)
+            if entry.identity in found:
+                source, offset, length = found[entry.identity]
+                copy.add(source, offset, length)
             else:
-                for _ in _chunk_offsets(entry):
-                    out.write(next(members))
+                copy.flush()
+                length = sum(out.write(next(members)) for _ in chunk_offsets(entry.size))
                 if entry.size > CHUNK and file_digest(entry.path) != entry.digest:
-                    raise _changed(entry)
-            index[entry.identity] = (start, out.tell() - start)
+                    raise changed(entry.path)
+            written[entry.identity] = (position, length)
+            position += length
             on_bytes(entry.size)
+        copy.flush()
         out.write(gzip_member(END_OF_ARCHIVE))
-    index_path(target).write_bytes(marshal.dumps((_INDEX_FORMAT, index)))
+    write_index(target, written)
     return len(entries) - len(fresh), len(fresh)

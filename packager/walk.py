@@ -12,14 +12,16 @@ import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from packager.errors import CodePackagingException
 from packager.ignore import IgnoreRules
 
 
-@dataclass(frozen=True)
-class SourceFile:
-    """One file selected for the package, with the stat fields the stat cache keys on."""
+class SourceFile(NamedTuple):
+    """One file selected for the package, with the stat fields the stat cache keys on.
+
+    A NamedTuple rather than a dataclass: a walk builds tens of thousands of them."""
 
     relative: str  # '/'-separated path inside the package
     path: str  # absolute path to read (a link's target for followed links)
@@ -63,42 +65,42 @@ def walk_root(
             raise CodePackagingException(f"cannot read directory {directory}: {error}") from None
         for entry in entries:
             child_relative = f"{relative}/{entry.name}" if relative else entry.name
-            shown = root / child_relative
             try:
                 st = os.stat(entry.path)  # follows links
             except FileNotFoundError:
+                shown = root / child_relative
                 warn(f"skipping broken symlink {shown} -> {os.readlink(entry.path)}")
                 continue
             except OSError as error:
-                warn(f"skipping {shown}: {error}")
+                warn(f"skipping {root / child_relative}: {error}")
                 continue
             is_dir = stat.S_ISDIR(st.st_mode)
             if not is_dir and not stat.S_ISREG(st.st_mode):
-                warn(f"skipping {shown}: not a regular file or directory")
+                warn(f"skipping {root / child_relative}: not a regular file or directory")
                 continue
             if (not is_dir and not entry.name.endswith(suffix_tuple)) or rules.ignores(
                 child_relative, is_dir
             ):
                 report.skipped += 1
                 continue
-            target = Path(entry.path)
+            target = entry.path
             if entry.is_symlink():
-                target = Path(os.path.realpath(entry.path))
-                if not target.is_relative_to(real_root):
+                target = os.path.realpath(entry.path)
+                if not Path(target).is_relative_to(real_root):
                     raise CodePackagingException(
-                        f"{shown} is a symlink to {target}, outside the src root {root}; "
-                        "copy the file into the tree or add the link to .bakeryignore"
+                        f"{root / child_relative} is a symlink to {target}, outside the src "
+                        f"root {root}; copy the file into the tree or add the link to .bakeryignore"
                     )
             if is_dir:
                 identity = (st.st_dev, st.st_ino)
                 if identity in ancestors:
-                    warn(f"skipping {shown}: symlink cycle back to {target}")
+                    warn(f"skipping {root / child_relative}: symlink cycle back to {target}")
                     continue
-                stack.append((target, child_relative, rules, ancestors | {identity}))
+                stack.append((Path(target), child_relative, rules, ancestors | {identity}))
                 continue
             yield SourceFile(
                 relative=child_relative,
-                path=str(target),
+                path=target,
                 size=st.st_size,
                 executable=bool(st.st_mode & stat.S_IXUSR),
                 mtime_ns=st.st_mtime_ns,

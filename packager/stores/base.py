@@ -59,12 +59,13 @@ def store_holding(object_url: str) -> CodeStore:
 
 def open_store(url: str) -> CodeStore:
     """The store a `BAKERY_CODE_STORE`-style URL names."""
-    from packager.stores.local import LocalStore
-    from packager.stores.s3 import S3Store
-
     scheme, rest = split_url(url)
     if scheme == "file":
+        from packager.stores.local import LocalStore
+
         return LocalStore(Path(rest).expanduser())
+    from packager.stores.s3 import S3Store  # boto3 costs ~0.3 s to import: only when needed
+
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise CodePackagingException(f"store URL {url!r} names no bucket: use s3://bucket/prefix")
