@@ -94,11 +94,11 @@ def metaflow_style(root: Path, out: Path) -> str:
     with (
         open(out, "wb") as raw,
         gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as archive,
     ):
-        with tarfile.open(fileobj=gz, mode="w") as archive:
-            for path in sorted(root.rglob("*")):
-                if path.is_file() and path.name != ".done":
-                    archive.add(path, path.relative_to(root).as_posix())
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.name != ".done":
+                archive.add(path, path.relative_to(root).as_posix())
     return hashlib.sha1(out.read_bytes()).hexdigest()
 
 
