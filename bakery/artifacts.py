@@ -1,0 +1,113 @@
+"""Fetch locked artifacts into a content-addressed cache: `<cache>/artifacts/sha256/<hex>`.
+
+A file at a digest path always holds exactly those bytes: downloads go to a temporary file in
+the same directory, are verified, and only then renamed into place (atomic on POSIX). So a
+crash, a bad mirror or a concurrent worker can leave litter, never a wrong file, and a file
+that is present is trusted without re-hashing.
+"""
+
+import hashlib
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from bakery.errors import ImageBakingException
+from bakery.lock import LockedPackage
+
+Progress = Callable[[int, int], None]
+"""Called with (done_bytes, total_bytes) as bytes arrive; total counts artifacts of known size."""
+
+DOWNLOAD_WORKERS = 8
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_CHUNK = 1 << 16
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def artifact_path(cache: Path, sha256: str) -> Path:
+    """Where the artifact with this sha256 lives (or will live) in `cache`."""
+    if not _SHA256_HEX.match(sha256):
+        raise ImageBakingException(f"{sha256!r} is not a sha256 hex digest.")
+    return cache / "artifacts" / "sha256" / sha256
+
+
+def fetch_artifacts(
+    packages: Sequence[LockedPackage],
+    cache: Path,
+    *,
+    progress: Progress | None = None,
+    workers: int = DOWNLOAD_WORKERS,
+) -> list[Path]:
+    """Make every package's artifact present in `cache`; paths come back in `packages` order."""
+    paths = [artifact_path(cache, p.sha256) for p in packages]
+    if paths:
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
+    meter = _Meter(sum(p.size or 0 for p in packages), progress)
+    missing = []
+    for package, path in zip(packages, paths, strict=True):
+        if path.exists():
+            meter.add(package.size or 0)
+        else:
+            missing.append((package, path))
+    if missing:
+        transport = httpx.HTTPTransport(retries=2)
+        with (
+            httpx.Client(transport=transport, timeout=TIMEOUT, follow_redirects=True) as client,
+            ThreadPoolExecutor(max_workers=max(1, min(workers, len(missing)))) as pool,
+        ):
+            futures = [pool.submit(_download, client, p, path, meter) for p, path in missing]
+            for future in futures:
+                future.result()
+    return paths
+
+
+class _Meter:
+    """Thread-safe byte counter that reports to the caller's progress callback in order."""
+
+    def __init__(self, total: int, callback: Progress | None) -> None:
+        self._done = 0
+        self._total = total
+        self._callback = callback
+        self._lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self._done += count
+            if self._callback is not None:
+                self._callback(self._done, self._total)
+
+
+def _download(client: httpx.Client, package: LockedPackage, path: Path, meter: _Meter) -> None:
+    digest = hashlib.sha256()
+    fd, partial = tempfile.mkstemp(prefix=".partial-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, client.stream("GET", package.url) as response:
+            response.raise_for_status()
+            for chunk in response.iter_bytes(_CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                meter.add(len(chunk))
+        if digest.hexdigest() != package.sha256:
+            raise ImageBakingException(
+                f"{package.url} does not match its lock: sha256 {digest.hexdigest()}, expected "
+                f"{package.sha256}. The index served other bytes than it listed; re-resolve, "
+                "and check the index if it happens again."
+            )
+        os.chmod(partial, 0o444)
+        os.replace(partial, path)
+    except httpx.HTTPStatusError as exc:
+        raise ImageBakingException(
+            f"Downloading {package.url} failed: HTTP {exc.response.status_code}. Check that the "
+            "index still serves it, or re-resolve."
+        ) from None
+    except httpx.HTTPError as exc:
+        raise ImageBakingException(
+            f"Downloading {package.url} failed: {exc!r}. Check the network and the index URL."
+        ) from None
+    finally:
+        Path(partial).unlink(missing_ok=True)

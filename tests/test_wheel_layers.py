@@ -1,0 +1,260 @@
+"""Real wheels from PyPI -> fetched into the artifact cache -> one deterministic layer each."""
+
+import gzip
+import hashlib
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from bakery.artifacts import artifact_path, fetch_artifacts
+from bakery.errors import ImageBakingException
+from bakery.layers import BuiltLayer, build_wheel_layer
+from bakery.lock import Lock, LockedPackage, lock
+from bakery.spec import make_spec
+
+DIGEST = "sha256:" + "a" * 64
+SITE = "opt/bakery/env/lib/python3.11/site-packages"
+
+
+@pytest.fixture(scope="module")
+def flask_lock() -> Lock:
+    return lock(make_spec(pypi={"flask": ">=3,<4"}, base_image_digest=DIGEST))
+
+
+@pytest.fixture(scope="module")
+def wheels(flask_lock: Lock, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each package's wheel, fetched once into a module-wide artifact cache."""
+    cache = tmp_path_factory.mktemp("artifacts")
+    paths = fetch_artifacts(flask_lock.packages, cache)
+    return {p.name: path for p, path in zip(flask_lock.packages, paths, strict=True)}
+
+
+def package(flask_lock: Lock, name: str) -> LockedPackage:
+    return next(p for p in flask_lock.packages if p.name == name)
+
+
+def build(flask_lock: Lock, wheels: dict[str, Path], name: str, cache: Path) -> BuiltLayer:
+    locked = package(flask_lock, name)
+    return build_wheel_layer(
+        wheels[name], filename=locked.filename, sha256=locked.sha256, python="3.11", cache=cache
+    )
+
+
+def members(layer: BuiltLayer) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(layer.path) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def read(layer: BuiltLayer, name: str) -> bytes:
+    with tarfile.open(layer.path) as tar:
+        member = tar.extractfile(name)
+        assert member is not None
+        return member.read()
+
+
+def test_fetch_puts_verified_artifacts_at_their_digest(flask_lock: Lock, tmp_path: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    paths = fetch_artifacts(flask_lock.packages, tmp_path, progress=lambda *p: seen.append(p))
+    for locked, path in zip(flask_lock.packages, paths, strict=True):
+        assert path == tmp_path / "artifacts" / "sha256" / locked.sha256
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == locked.sha256
+    total = sum(p.size or 0 for p in flask_lock.packages)
+    assert seen[-1] == (total, total)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert list((tmp_path / "artifacts" / "sha256").glob(".partial-*")) == []
+
+    again: list[tuple[int, int]] = []
+    assert fetch_artifacts(flask_lock.packages, tmp_path, progress=lambda *p: again.append(p))
+    assert len(again) == len(flask_lock.packages)  # one tick per present artifact, no download
+
+
+def test_fetch_refuses_bytes_that_do_not_match(flask_lock: Lock, tmp_path: Path) -> None:
+    url = package(flask_lock, "flask").url
+    forged = LockedPackage("flask", "0", url, "flask.whl", "0" * 64, None)
+    with pytest.raises(ImageBakingException, match="does not match its lock"):
+        fetch_artifacts([forged], tmp_path)
+    assert list((tmp_path / "artifacts" / "sha256").iterdir()) == []
+
+
+def test_fetch_names_the_url_on_http_errors(flask_lock: Lock, tmp_path: Path) -> None:
+    url = package(flask_lock, "flask").url + ".missing"
+    missing = LockedPackage("flask", "0", url, "flask.whl", "1" * 64, None)
+    with pytest.raises(ImageBakingException, match=f"Downloading {url} failed: HTTP 404"):
+        fetch_artifacts([missing], tmp_path)
+    assert not artifact_path(tmp_path, "1" * 64).exists()
+
+
+def test_click_layer_holds_the_package_in_site_packages(
+    flask_lock: Lock, wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    layer = build(flask_lock, wheels, "click", tmp_path)
+    entries = members(layer)
+    assert f"{SITE}/click/__init__.py" in entries
+    version = package(flask_lock, "click").version
+    assert read(layer, f"{SITE}/click-{version}.dist-info/INSTALLER") == b"bakery\n"
+    record = read(layer, f"{SITE}/click-{version}.dist-info/RECORD").decode()
+    assert "click/__init__.py,sha256=" in record
+
+
+def test_flask_layer_has_a_console_script_for_the_image_python(
+    flask_lock: Lock, wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    layer = build(flask_lock, wheels, "flask", tmp_path)
+    script = members(layer)["opt/bakery/env/bin/flask"]
+    assert script.isfile() and script.mode == 0o755
+    content = read(layer, "opt/bakery/env/bin/flask").decode()
+    assert content.startswith("#!/opt/bakery/env/bin/python\n")
+    assert "from flask.cli import main" in content
+    record = read(layer, f"{SITE}/flask-{package(flask_lock, 'flask').version}.dist-info/RECORD")
+    assert b"../../../bin/flask,sha256=" in record
+
+
+def test_layer_entries_are_normalized(
+    flask_lock: Lock, wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    layer = build(flask_lock, wheels, "markupsafe", tmp_path)
+    entries = members(layer)
+    names = list(entries)
+    assert names == sorted(names)
+    assert names[:3] == ["opt", "opt/bakery", "opt/bakery/env"]
+    for name, member in entries.items():
+        assert not name.startswith("/") and ".." not in name.split("/")
+        assert (member.mtime, member.uid, member.gid, member.uname, member.gname) == (
+            0,
+            0,
+            0,
+            "",
+            "",
+        )
+        parent = name.rpartition("/")[0]
+        assert not parent or entries[parent].isdir()
+        if member.isdir():
+            assert member.mode == 0o755
+        else:
+            assert member.isfile() and member.mode in (0o644, 0o755)
+    assert any(name.endswith(".so") for name in names)  # the platform wheel's extension
+
+
+def test_layer_digests_describe_the_blob(
+    flask_lock: Lock, wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    layer = build(flask_lock, wheels, "itsdangerous", tmp_path)
+    blob = layer.path.read_bytes()
+    assert layer.digest == "sha256:" + hashlib.sha256(blob).hexdigest()
+    assert layer.size == len(blob)
+    tar = gzip.decompress(blob)
+    assert layer.diff_id == "sha256:" + hashlib.sha256(tar).hexdigest()
+    assert layer.uncompressed_size == len(tar)
+    assert layer.media_type == "application/vnd.oci.image.layer.v1.tar+gzip"
+    assert layer.source == package(flask_lock, "itsdangerous").filename
+
+
+def test_same_wheel_gives_byte_identical_layers_in_empty_caches(
+    flask_lock: Lock, wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    for name in ("flask", "markupsafe"):
+        first = build(flask_lock, wheels, name, tmp_path / "one")
+        second = build(flask_lock, wheels, name, tmp_path / "two")
+        assert not first.reused and not second.reused
+        assert (first.digest, first.diff_id, first.key) == (
+            second.digest,
+            second.diff_id,
+            second.key,
+        )
+        assert first.path.read_bytes() == second.path.read_bytes()
+
+
+def test_cached_layer_is_reused_without_rebuilding(
+    flask_lock: Lock, wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    built = build(flask_lock, wheels, "werkzeug", tmp_path)
+    stamp = built.path.stat().st_mtime_ns
+    again = build(flask_lock, wheels, "werkzeug", tmp_path)
+    assert (built.reused, again.reused) == (False, True)
+    assert again == BuiltLayer(**{**built.__dict__, "reused": True})
+    assert again.path.stat().st_mtime_ns == stamp
+    assert [p.name for p in (tmp_path / "layers").iterdir()] == [built.key]
+
+
+def test_layer_key_depends_on_prefix_and_python(
+    flask_lock: Lock, wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    locked = package(flask_lock, "blinker")
+    common = {"filename": locked.filename, "sha256": locked.sha256, "cache": tmp_path}
+    default = build_wheel_layer(wheels["blinker"], python="3.11", **common)
+    other_python = build_wheel_layer(wheels["blinker"], python="3.12", **common)
+    other_prefix = build_wheel_layer(wheels["blinker"], python="3.11", prefix="/venv", **common)
+    assert len({default.key, other_python.key, other_prefix.key}) == 3
+    assert "opt/bakery/env/lib/python3.12/site-packages/blinker/__init__.py" in members(
+        other_python
+    )
+    assert "venv/lib/python3.11/site-packages/blinker/__init__.py" in members(other_prefix)
+
+
+def test_corrupt_wheel_is_refused_and_not_cached(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.whl"
+    bogus.write_bytes(b"not a zip")
+    with pytest.raises(ImageBakingException, match=r"Cannot unpack bogus-1\.0-py3-none-any\.whl"):
+        build_wheel_layer(
+            bogus,
+            filename="bogus-1.0-py3-none-any.whl",
+            sha256="2" * 64,
+            python="3.11",
+            cache=tmp_path / "cache",
+        )
+    assert not (tmp_path / "cache" / "layers").exists()
+
+
+def make_wheel(path: Path, files: dict[str, bytes]) -> Path:
+    """A minimal valid wheel named `evil-1.0` holding `files` besides its dist-info."""
+    info = {
+        "evil-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n",
+        "evil-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: evil\nVersion: 1.0\n",
+    }
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in {**files, **info}.items():
+            archive.writestr(name, data)
+        archive.writestr("evil-1.0.dist-info/RECORD", "")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("evil-1.0.data/data/../../../../etc/passwd", "outside of the target directory"),
+        ("evil-1.0.data/scripts/../../../../../usr/bin/python3", "outside of the target"),
+        ("evil/.wh.__init__.py", "overlay whiteout"),
+    ],
+)
+def test_wheel_cannot_write_outside_its_prefix(name: str, message: str, tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "evil.whl", {name: b"x", "evil/__init__.py": b""})
+    with pytest.raises(ImageBakingException, match=message):
+        build_wheel_layer(
+            wheel,
+            filename="evil-1.0-py3-none-any.whl",
+            sha256="3" * 64,
+            python="3.11",
+            cache=tmp_path / "cache",
+        )
+
+
+def test_wheel_data_and_scripts_schemes_map_into_the_prefix(tmp_path: Path) -> None:
+    wheel = make_wheel(
+        tmp_path / "evil.whl",
+        {
+            "evil/__init__.py": b"",
+            "evil-1.0.data/scripts/tool": b"#!python\nprint('hi')\n",
+            "evil-1.0.data/data/share/evil/config.json": b"{}",
+            "evil-1.0.data/headers/evil.h": b"",
+        },
+    )
+    layer = build_wheel_layer(
+        wheel, filename="evil-1.0-py3-none-any.whl", sha256="4" * 64, python="3.11", cache=tmp_path
+    )
+    entries = members(layer)
+    assert read(layer, "opt/bakery/env/bin/tool") == b"#!/opt/bakery/env/bin/python\nprint('hi')\n"
+    assert entries["opt/bakery/env/bin/tool"].mode == 0o755
+    assert entries["opt/bakery/env/share/evil/config.json"].mode == 0o644
+    assert "opt/bakery/env/include/site/python3.11/evil/evil.h" in entries
