@@ -1,7 +1,10 @@
 """Settings read from the environment, each with a default that works on one machine."""
 
 import os
-from pathlib import Path
+
+from stagekit.dirs import cache_dir, data_dir
+
+__all__ = ["cache_dir", "code_store_url", "max_package_bytes"]
 
 DEFAULT_SUFFIXES: tuple[str, ...] = (
     ".py", ".txt", ".yaml", ".yml", ".json", ".html", ".css",
@@ -16,22 +19,9 @@ WARN_BYTES = 100 * 1000 * 1000
 """A package larger than this (uncompressed) is allowed but logged as a warning."""
 
 
-def _xdg(variable: str, fallback: str) -> Path:
-    return Path(os.environ.get(variable) or Path.home() / fallback)
-
-
-def cache_dir() -> Path:
-    """Local caches (stat cache, previous tarballs): `BAKERY_CACHE_DIR`, else ~/.cache/bakery."""
-    configured = os.environ.get("BAKERY_CACHE_DIR")
-    return Path(configured) if configured else _xdg("XDG_CACHE_HOME", ".cache") / "bakery"
-
-
 def code_store_url() -> str:
     """Where packages go: `BAKERY_CODE_STORE` (a directory, file:// or s3:// URL)."""
-    configured = os.environ.get("BAKERY_CODE_STORE")
-    if configured:
-        return configured
-    return str(_xdg("XDG_DATA_HOME", ".local/share") / "bakery" / "code")
+    return os.environ.get("BAKERY_CODE_STORE") or str(data_dir() / "code")
 
 
 def max_package_bytes() -> int:

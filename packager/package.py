@@ -13,11 +13,11 @@ from packager.errors import CodePackagingException
 from packager.hashing import StatCache, digest_files, package_key
 from packager.members import index_path
 from packager.model import PackagedCode
-from packager.progress import ProgressCallback, Reporter
 from packager.spool import MemberSpool
 from packager.stores import open_store
 from packager.tarball import Entry, write_tarball
 from packager.walk import SourceFile, WalkReport, walk_root
+from stagekit.progress import ProgressCallback, Reporter
 
 _OPTIONS = {"store", "max_bytes", "excludes", "progress", "cache_dir"}
 
@@ -107,7 +107,7 @@ def package_code(
     selected_suffixes = _suffixes(suffixes)
     excludes = tuple(options.get("excludes", config.DEFAULT_EXCLUDES))
     progress: ProgressCallback | None = options.get("progress")
-    reporter = Reporter(logger, progress)
+    reporter = Reporter("bakery.packager", logger, progress)
     cache_root = Path(options.get("cache_dir") or config.cache_dir())
     store = open_store(options.get("store") or config.code_store_url())
     limit = int(options.get("max_bytes") or config.max_package_bytes())

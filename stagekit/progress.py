@@ -1,18 +1,20 @@
-"""Where the packager's messages go: the caller's `logger`, else Python logging."""
+"""Where a stage's messages go: the caller's `logger`, else Python logging; and progress
+bars, through a `(stage, done, total)` callback the CLI draws."""
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-_log = logging.getLogger("bakery.packager")
-
 ProgressCallback = Callable[[str, int, int], Any]
-"""(stage, done, total) for a progress bar: stages are "hash" and "tar", counted in bytes."""
+"""(stage, done, total) for a progress bar; each stage says what its unit is."""
 
 
 @dataclass
 class Reporter:
+    """Sends messages to `logger` (or the `log_name` logger) and progress to `progress`."""
+
+    log_name: str
     logger: Callable[[str], Any] | None = None
     progress: ProgressCallback | None = None
 
@@ -20,10 +22,10 @@ class Reporter:
         if self.logger:
             self.logger(message)
         else:
-            _log.info(message)
+            logging.getLogger(self.log_name).info(message)
 
     def warn(self, message: str) -> None:
-        _log.warning(message)
+        logging.getLogger(self.log_name).warning(message)
         if self.logger:
             self.logger(f"warning: {message}")
 
