@@ -33,6 +33,7 @@ BUILDER_VERSION = _dist_version("bakery")
 
 _MIN_PYTHON_MINOR = 8
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_CACHE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _PYTHON = re.compile(r"^3\.(\d+)(\.\d+)?$")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
@@ -56,6 +57,7 @@ class Spec(BaseModel):
     python: str = DEFAULT_PYTHON
     base_image_digest: str
     builder_version: str = BUILDER_VERSION
+    cache_name: str | None = None
 
     @field_validator("requirements")
     @classmethod
@@ -90,6 +92,15 @@ class Spec(BaseModel):
                 f"(3.{_MIN_PYTHON_MINOR} or newer)"
             )
         return f"3.{int(match.group(1))}"
+
+    @field_validator("cache_name")
+    @classmethod
+    def _cache_name(cls, value: str | None) -> str | None:
+        if value is not None and not _CACHE_NAME.match(value):
+            raise ValueError(
+                f"cache_name {value!r} must be 1-64 characters of a-z, 0-9, '.', '_' or '-'"
+            )
+        return value
 
     @field_validator("base_image_digest")
     @classmethod
@@ -127,6 +138,7 @@ def make_spec(
     platform: str = DEFAULT_PLATFORM,
     python: str = DEFAULT_PYTHON,
     builder_version: str = BUILDER_VERSION,
+    cache_name: str | None = None,
 ) -> Spec:
     """Validate exactly one dependency source plus the target, and return its `Spec`."""
     given = [
@@ -160,6 +172,7 @@ def make_spec(
             python=python,
             base_image_digest=base_image_digest,
             builder_version=builder_version,
+            cache_name=cache_name,
         )
     except ValidationError as exc:
         problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())

@@ -6,7 +6,14 @@ implementation to get right.
 """
 
 from reprotar.gzip import COMPRESSION_LEVEL, gzip_member, gzip_members
-from reprotar.tar import END_OF_ARCHIVE, directory_header, file_header, padding, symlink_header
+from reprotar.tar import (
+    END_OF_ARCHIVE,
+    directory_header,
+    file_header,
+    hardlink_header,
+    padding,
+    symlink_header,
+)
 
 __all__ = [
     "COMPRESSION_LEVEL",
@@ -15,6 +22,7 @@ __all__ = [
     "file_header",
     "gzip_member",
     "gzip_members",
+    "hardlink_header",
     "padding",
     "symlink_header",
 ]

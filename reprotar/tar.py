@@ -1,5 +1,8 @@
 """Deterministic tar headers: fixed mtime, uid/gid 0, empty owner names, PAX format.
 
+uid/gid can be kept for a system rootfs, whose numeric owners are part of its meaning
+(a setgid-shadow helper must not become setgid-root) and are fixed by the distribution.
+
 Only the header bytes are built here; callers stream the file data themselves, which lets
 them hash, reuse or compress each entry independently.
 """
@@ -12,9 +15,9 @@ FIXED_MTIME = 0
 _MAX_USTAR_SIZE = 8**11  # larger sizes need a PAX record
 
 
-def _header(info: tarfile.TarInfo) -> bytes:
+def _header(info: tarfile.TarInfo, uid: int = 0, gid: int = 0) -> bytes:
     info.mtime = FIXED_MTIME
-    info.uid = info.gid = 0
+    info.uid, info.gid = uid, gid
     info.uname = info.gname = ""
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
@@ -32,31 +35,40 @@ def _plain_ustar(name: bytes, size: int, mode: int) -> bytes:
     return head[:148] + b"%06o\0 " % sum(head) + head[156:]
 
 
-def file_header(path: str, size: int, mode: int) -> bytes:
+def file_header(path: str, size: int, mode: int, *, uid: int = 0, gid: int = 0) -> bytes:
     """Header of a regular file `path` (relative, '/'-separated) of `size` bytes."""
-    if len(path) <= 100 and path.isascii() and size < _MAX_USTAR_SIZE:
+    if uid == gid == 0 and len(path) <= 100 and path.isascii() and size < _MAX_USTAR_SIZE:
         return _plain_ustar(path.encode("ascii"), size, mode)
     info = tarfile.TarInfo(path)
     info.size = size
     info.mode = mode
-    return _header(info)
+    return _header(info, uid, gid)
 
 
-def directory_header(path: str, mode: int = 0o755) -> bytes:
+def directory_header(path: str, mode: int = 0o755, *, uid: int = 0, gid: int = 0) -> bytes:
     """Header of a directory entry (the name gets its trailing '/')."""
     info = tarfile.TarInfo(path.rstrip("/") + "/")
     info.type = tarfile.DIRTYPE
     info.mode = mode
-    return _header(info)
+    return _header(info, uid, gid)
 
 
-def symlink_header(path: str, target: str) -> bytes:
+def symlink_header(path: str, target: str, *, uid: int = 0, gid: int = 0) -> bytes:
     """Header of a symbolic link `path` -> `target`."""
     info = tarfile.TarInfo(path)
     info.type = tarfile.SYMTYPE
     info.linkname = target
     info.mode = 0o777
-    return _header(info)
+    return _header(info, uid, gid)
+
+
+def hardlink_header(path: str, target: str, mode: int, *, uid: int = 0, gid: int = 0) -> bytes:
+    """Header of a hard link `path` to the earlier entry `target` (it carries no data)."""
+    info = tarfile.TarInfo(path)
+    info.type = tarfile.LNKTYPE
+    info.linkname = target
+    info.mode = mode
+    return _header(info, uid, gid)
 
 
 def padding(size: int) -> bytes:

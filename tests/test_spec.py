@@ -193,6 +193,7 @@ def test_same_requirements_from_any_source_give_the_same_id(tmp_path: Path) -> N
         {"python": "3.12"},
         {"base_image_digest": "sha256:" + "b" * 64},
         {"builder_version": "999"},
+        {"cache_name": "team-a"},
     ],
 )
 def test_spec_id_depends_on_every_field(change: dict) -> None:

@@ -2,7 +2,7 @@
 
 import typer
 
-from bakery.cli import code
+from bakery.cli import bake, code
 
 app = typer.Typer(
     name="bakery",
@@ -11,3 +11,4 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 code.register(app)
+bake.register(app)

@@ -1,6 +1,6 @@
 """Artifacts -> deterministic, cached OCI layers: one layer per package."""
 
-from bakery.layers.model import MEDIA_TYPE, BuiltLayer
+from bakery.layers.model import BuiltLayer
 from bakery.layers.wheel import (
     DEFAULT_PREFIX,
     LAYER_FORMAT_VERSION,
@@ -12,7 +12,6 @@ from bakery.layers.wheel import (
 __all__ = [
     "DEFAULT_PREFIX",
     "LAYER_FORMAT_VERSION",
-    "MEDIA_TYPE",
     "BuiltLayer",
     "build_wheel_layer",
     "stage_wheel",

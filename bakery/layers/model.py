@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+from bakery.oci.model import OCI_LAYER_GZIP, Layer
 
 
 @dataclass(frozen=True)
@@ -24,4 +24,8 @@ class BuiltLayer:
     uncompressed_size: int
     source: str
     reused: bool
-    media_type: str = MEDIA_TYPE
+    media_type: str = OCI_LAYER_GZIP
+
+    def oci_layer(self) -> Layer:
+        """The blob as a manifest and a publisher see it."""
+        return Layer(self.digest, self.size, self.media_type, self.path, self.diff_id)

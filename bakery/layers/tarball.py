@@ -13,7 +13,14 @@ from posixpath import dirname
 from typing import BinaryIO
 
 from bakery.errors import ImageBakingException
-from reprotar import END_OF_ARCHIVE, directory_header, file_header, gzip_members, padding
+from reprotar import (
+    END_OF_ARCHIVE,
+    directory_header,
+    file_header,
+    gzip_members,
+    padding,
+    symlink_header,
+)
 
 _CHUNK = 1 << 20
 
@@ -25,6 +32,13 @@ class LayerFile:
     mode: int
     size: int
     content: BinaryIO
+
+
+@dataclass(frozen=True)
+class LayerSymlink:
+    """A symbolic link to put in a layer (e.g. the environment's bin/python)."""
+
+    target: str
 
 
 @dataclass(frozen=True)
@@ -50,7 +64,10 @@ class _Counted:
         return data
 
 
-def write_layer(files: Mapping[str, LayerFile], out: BinaryIO) -> TarDigests:
+LayerEntry = LayerFile | LayerSymlink
+
+
+def write_layer(files: Mapping[str, LayerEntry], out: BinaryIO) -> TarDigests:
     """Write `files` (keys: '/'-separated paths relative to `/`) as a tar.gz layer to `out`."""
     tar = _Counted()
     blob = _Counted()
@@ -64,7 +81,7 @@ def write_layer(files: Mapping[str, LayerFile], out: BinaryIO) -> TarDigests:
     )
 
 
-def _tar_chunks(files: Mapping[str, LayerFile]) -> Iterator[bytes]:
+def _tar_chunks(files: Mapping[str, LayerEntry]) -> Iterator[bytes]:
     directories = {parent for path in files for parent in _parents(path)}
     if clash := sorted(directories & files.keys()):
         raise ImageBakingException(f"{clash[0]} would be both a file and a directory in a layer.")
@@ -73,6 +90,9 @@ def _tar_chunks(files: Mapping[str, LayerFile]) -> Iterator[bytes]:
             yield directory_header(path)
             continue
         file = files[path]
+        if isinstance(file, LayerSymlink):
+            yield symlink_header(path, file.target)
+            continue
         yield file_header(path, file.size, file.mode)
         file.content.seek(0)
         while chunk := file.content.read(_CHUNK):

@@ -61,15 +61,18 @@ class LayoutPublisher:
         entry = self._entry(tag)
         if entry is None:
             return None
-        path = self._blob_path(entry["digest"])
+        return Found(self._reference(entry["digest"]), self.manifest(entry["digest"]))
+
+    def manifest(self, digest: str) -> dict[str, Any]:
+        """The manifest stored under `digest`, parsed."""
+        path = self._blob_path(digest)
         try:
-            manifest = json.loads(path.read_bytes())
+            return json.loads(path.read_bytes())
         except (OSError, ValueError) as exc:
             raise LayoutError(
-                f"{self._index} names {entry['digest']} for tag {tag!r} but {path} is "
-                f"missing or not JSON: {exc}; publish the image again to repair the layout"
+                f"the OCI layout {self.directory} has no readable manifest {digest} "
+                f"({exc}); publish the image again to repair the layout"
             ) from exc
-        return Found(self._reference(entry["digest"]), manifest)
 
     def resolve(self, tag: str) -> str:
         entry = self._entry(tag)

@@ -1,0 +1,232 @@
+"""bake_image: spec -> lock -> layers -> image -> publish, with the registry as the cache.
+
+A bake first computes the spec id (inputs + base digest + platform + Python + builder) and
+looks for the tag `spec-<id>` at the publish target: when it exists, nothing is resolved,
+downloaded or uploaded. Otherwise the spec is locked with uv for the target platform, each
+wheel becomes its own cached layer, and the image is published with its tag written last.
+"""
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from bakery import config
+from bakery.artifacts import fetch_artifacts
+from bakery.base.default import ensure_default_base
+from bakery.base.load import load_base
+from bakery.base.model import BaseImage, PythonInfo
+from bakery.base.pin import BasePins
+from bakery.base.source import parse_base
+from bakery.errors import ImageBakingException
+from bakery.image import assemble
+from bakery.layers import build_wheel_layer
+from bakery.layers.budget import LAYER_BUDGET, fit_budget
+from bakery.layers.cpython import build_cpython_layer
+from bakery.layers.env import build_env_layer
+from bakery.layers.model import BuiltLayer
+from bakery.lock import Lock, lock
+from bakery.oci.cache import BlobCache
+from bakery.oci.model import Image
+from bakery.oci.publish import Publisher
+from bakery.oci.remote import RegistryPublisher
+from bakery.spec import DEFAULT_PYTHON, Spec, make_spec
+from bakery.targets import open_target
+from stagekit.progress import Reporter
+
+_OPTIONS = {"platform", "registry", "target", "force", "progress"}
+_UNPINNED = "sha256:" + "0" * 64
+
+
+class BakedImage(NamedTuple):
+    """An immutable image reference and the interpreter to run inside it."""
+
+    image: str
+    python_path: str
+
+
+def bake_image(
+    pypi: Mapping[str, str] | None = None,
+    conda: Mapping[str, str] | None = None,
+    requirements_file: str | Path | None = None,
+    pyproject_toml: str | Path | None = None,
+    base_image: str | None = None,
+    python: str | None = None,
+    logger: Callable[[str], Any] | None = None,
+    cache_name: str | None = None,
+    **options: Any,
+) -> BakedImage:
+    """Bake a dependency spec into a layered OCI image and return where it is.
+
+    Options: `platform` ("linux/amd64" or "linux/arm64"), `target` ("registry", "layout" or
+    "daemon"), `registry` ("host:port/repo", default BAKERY_REGISTRY), `force` (rebake even
+    if the spec's image exists), `progress` (callback (stage, done, total)).
+    """
+    if conda is not None:
+        raise ImageBakingException(
+            "conda specs are not supported yet; use pypi=, requirements_file= or pyproject_toml="
+        )
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise ImageBakingException(
+            f"unknown option(s) {sorted(unknown)}; known options: {sorted(_OPTIONS)}"
+        )
+    reporter = Reporter("bakery.bake", logger, options.get("progress"))
+    platform = options.get("platform") or config.platform()
+    inputs: dict[str, Any] = {
+        "pypi": pypi,
+        "requirements_file": requirements_file,
+        "pyproject_toml": pyproject_toml,
+        "platform": platform,
+        "cache_name": cache_name,
+    }
+    # Bad input fails here, before any base image or registry is touched.
+    make_spec(**inputs, base_image_digest=_UNPINNED, python=python or DEFAULT_PYTHON)
+    cache = config.bake_cache_dir()
+    blobs = BlobCache(cache / "blobs")
+    uploads = _UploadMeter(reporter)
+    publisher = open_target(options.get("target"), options.get("registry"), uploads.on_step)
+
+    base_reference = base_image or config.base_image()
+    if base_reference is None:
+        base_reference = ensure_default_base(blobs, platform, reporter)
+    pins = BasePins(cache)
+    base_digest = pins.pin(base_reference, platform=platform, ttl=config.base_tag_ttl())
+    pinned_reference = parse_base(base_reference).pinned(base_digest)
+
+    base: BaseImage | None = None
+    base_python = pins.python(base_digest, platform)
+    if base_python is None:
+        base = _load(pinned_reference, blobs, platform, reporter)
+        base_python = base.python
+        pins.remember_python(base_digest, platform, base_python)
+
+    spec = make_spec(
+        **inputs,
+        base_image_digest=base_digest,
+        python=_target_python(python, base_python, pinned_reference),
+    )
+    tag = f"spec-{spec.spec_id}"
+    python_path = f"{config.ENV_PREFIX}/bin/python"
+    if not options.get("force") and (found := publisher.find(tag)) is not None:
+        reporter.info(f"Found baked image {found.reference} for spec {spec.spec_id[:12]}")
+        return BakedImage(found.reference, python_path)
+
+    base = base or _load(pinned_reference, blobs, platform, reporter)
+    reporter.info(
+        f"Resolving {len(spec.requirements)} requirement(s) for {platform}, Python {spec.python}"
+    )
+    locked = lock(spec)
+    layers = _build_layers(spec, locked, base, cache, reporter)
+    image = assemble(
+        base, layers, prefix=config.ENV_PREFIX, spec_id=spec.spec_id, lock=locked, blobs=blobs
+    )
+    reference = _publish(publisher, image, tag, base, uploads, reporter)
+    reporter.info(f"Baked {reference}")
+    return BakedImage(reference, python_path)
+
+
+def _target_python(requested: str | None, base_python: PythonInfo | None, base: str) -> str:
+    if requested:
+        return requested
+    if base_python is None:
+        raise ImageBakingException(
+            f"base image {base} has no Python interpreter that bakery can find; "
+            "pass python='3.X' to add a managed CPython, or pick a base image with python3"
+        )
+    return base_python.version
+
+
+def _load(reference: str, blobs: BlobCache, platform: str, reporter: Reporter) -> BaseImage:
+    reporter.info(f"Loading base image {reference}")
+    return load_base(reference, blobs, platform=platform)
+
+
+def _build_layers(
+    spec: Spec, locked: Lock, base: BaseImage, cache: Path, reporter: Reporter
+) -> list[BuiltLayer]:
+    """Package layers (within the layer budget), then the environment layer on top."""
+    interpreter_layers: list[BuiltLayer] = []
+    python = base.python
+    if python is None or python.version != spec.python:
+        reporter.info(
+            f"Adding a managed CPython {spec.python} (the base has {python and python.version})"
+        )
+        cpython_layer, python = build_cpython_layer(spec.python, spec.platform, cache)
+        interpreter_layers.append(cpython_layer)
+
+    total = sum(package.size or 0 for package in locked.packages)
+    reporter.info(f"Downloading {len(locked.packages)} wheel(s)")
+    wheels = fetch_artifacts(
+        locked.packages,
+        cache,
+        progress=lambda done, _total: reporter.advance("download", done, total or _total),
+    )
+    built: list[BuiltLayer] = []
+    for index, (package, wheel) in enumerate(zip(locked.packages, wheels, strict=True), 1):
+        built.append(
+            build_wheel_layer(
+                wheel,
+                filename=package.filename,
+                sha256=package.sha256,
+                python=spec.python,
+                cache=cache,
+                prefix=config.ENV_PREFIX,
+            )
+        )
+        reporter.advance("layers", index, len(locked.packages))
+    room = LAYER_BUDGET - len(base.layers) - len(interpreter_layers) - 1
+    packages, merged = fit_budget(built, room, cache)
+    if merged:
+        reporter.info(
+            f"Merged the {len(merged)} smallest package layers to stay under {LAYER_BUDGET} layers"
+        )
+    built_now = sum(not layer.reused for layer in built)
+    reporter.info(
+        f"Layers: {len(built)} packages ({built_now} built, {len(built) - built_now} cached)"
+    )
+    env = build_env_layer(cache, config.ENV_PREFIX, python)
+    return [*interpreter_layers, *packages, env]
+
+
+class _UploadMeter:
+    """Turns a registry publisher's per-blob steps into upload progress in bytes."""
+
+    def __init__(self, reporter: Reporter):
+        self._reporter = reporter
+        self._sizes: dict[str, int] = {}
+        self._done = 0
+
+    def expect(self, image: Image) -> None:
+        self._sizes = {blob.digest: blob.size for blob in image.blobs()}
+
+    def on_step(self, _step: str, digest: str) -> None:
+        if digest in self._sizes:
+            self._done += self._sizes[digest]
+            self._reporter.advance("upload", self._done, sum(self._sizes.values()))
+
+
+def _publish(
+    publisher: Publisher,
+    image: Image,
+    tag: str,
+    base: BaseImage,
+    uploads: _UploadMeter,
+    reporter: Reporter,
+) -> str:
+    """Publish; on a registry, base blobs are mounted from the base's repository when it
+    lives on the same registry."""
+    reporter.info(f"Publishing {len(image.layers)} layers as {tag}")
+    if not isinstance(publisher, RegistryPublisher):
+        return publisher.publish(image, tag)
+    uploads.expect(image)
+    source = base.repository
+    mount_from = None
+    if source is not None and source.registry == publisher.ref.registry:
+        mount_from = {layer.digest: source.repository for layer in base.layers}
+    result = publisher.publish(image, tag, mount_from=mount_from)
+    stats = publisher.stats
+    reporter.info(
+        f"Uploaded {stats.uploaded} blob(s) ({stats.uploaded_bytes / 1e6:.1f} MB), "
+        f"mounted {stats.mounted}, already present {stats.skipped}"
+    )
+    return result

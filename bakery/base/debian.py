@@ -1,0 +1,150 @@
+"""Build a minimal Debian + python3 base image with mmdebstrap, byte-for-byte reproducibly.
+
+mmdebstrap runs with SOURCE_DATE_EPOCH set, which makes its own tarball reproducible (it
+clamps mtimes and drops logs, the ldconfig aux-cache, apt lists and caches) and makes
+py3compile write hash-checked .pyc files, so the fixed mtimes of the layer never make them
+stale. resolv.conf and hostname are removed: they are the build host's, and every container
+runtime bind-mounts its own. The rootfs is then rewritten by `normalise_rootfs`, and the
+config carries no timestamp, so the same package versions give the same image digest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bakery.base.python import EXECUTABLE_LABEL, VERSION_LABEL, pick_python
+from bakery.base.rootfs import normalise_rootfs
+from bakery.errors import ImageBakingException
+from bakery.oci.cache import BlobCache
+from bakery.oci.model import OCI_CONFIG, Image, canonical_json
+from reprotar.tar import FIXED_MTIME
+from stagekit.progress import ProgressCallback
+
+SUITE_LABEL = "org.bakery.base.suite"
+PACKAGES = ("python3", "ca-certificates")
+ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
+_STAGE = "bootstrap debian"
+_DROP_HOST_FILES = 'rm -f "$1/etc/resolv.conf" "$1/etc/hostname"'
+# OCI platform "arch[/variant]" -> Debian architecture
+_DEBIAN_ARCH = {
+    "amd64": "amd64",
+    "arm64": "arm64",
+    "arm64/v8": "arm64",
+    "arm/v7": "armhf",
+    "arm/v5": "armel",
+    "386": "i386",
+    "ppc64le": "ppc64el",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+}
+
+
+def build_debian_base(
+    cache: BlobCache,
+    *,
+    suite: str = "bookworm",
+    platform: str = "linux/amd64",
+    mirror: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> Image:
+    """Bootstrap Debian `suite` with python3 and CA certificates as a one-layer image.
+
+    `mirror` is a URL (or a full `deb ...` line) replacing deb.debian.org and its security
+    and updates suites. Needs root and mmdebstrap; about 20 s with a nearby mirror.
+    """
+    os_, arch, variant = _split_platform(platform)
+    command = _mmdebstrap_command(suite, arch, variant)
+    with tempfile.TemporaryDirectory(dir=cache.root / "tmp", prefix="rootfs-") as workdir:
+        rootfs = Path(workdir) / "rootfs.tar"
+        _run(command + [str(rootfs)] + ([mirror] if mirror else []), suite, progress)
+        built = normalise_rootfs(rootfs, cache, progress)
+    python = pick_python(built.paths)
+    if python is None:
+        raise ImageBakingException(
+            f"Debian {suite} bootstrapped without a usr/bin/python3.X; "
+            "does this suite still ship python3?"
+        )
+    config: dict[str, Any] = {
+        "architecture": arch,
+        "os": os_,
+        "config": {
+            "Env": ENV,
+            "Cmd": ["python3"],
+            "Labels": {
+                SUITE_LABEL: suite,
+                VERSION_LABEL: python.version,
+                EXECUTABLE_LABEL: python.executable,
+            },
+        },
+        "rootfs": {"type": "layers", "diff_ids": [built.layer.diff_id]},
+        "history": [{"created_by": " ".join(command), "comment": "bakery base"}],
+    }
+    if variant:
+        config["variant"] = variant
+    config_digest = cache.put_bytes(canonical_json(config))
+    return Image(config=cache.blob(config_digest, OCI_CONFIG), layers=(built.layer,))
+
+
+def _split_platform(platform: str) -> tuple[str, str, str | None]:
+    os_, _, arch_variant = platform.partition("/")
+    arch, _, variant = arch_variant.partition("/")
+    if os_ != "linux" or arch_variant not in _DEBIAN_ARCH:
+        raise ImageBakingException(
+            f"cannot build a Debian base for platform {platform!r}: use one of "
+            + ", ".join(f"linux/{name}" for name in _DEBIAN_ARCH)
+        )
+    return os_, arch, variant or None
+
+
+def _mmdebstrap_command(suite: str, arch: str, variant: str | None) -> list[str]:
+    """Everything but the target and the mirror, which follow the suite."""
+    debian_arch = _DEBIAN_ARCH[f"{arch}/{variant}" if variant else arch]
+    return [
+        "mmdebstrap",
+        "--mode=root",
+        "--variant=essential",
+        f"--include={','.join(PACKAGES)}",
+        "--format=tar",
+        f"--architectures={debian_arch}",
+        f"--customize-hook={_DROP_HOST_FILES}",
+        suite,
+    ]
+
+
+def _run(command: list[str], suite: str, progress: ProgressCallback | None) -> None:
+    if shutil.which("mmdebstrap") is None:
+        raise ImageBakingException(
+            "mmdebstrap is not installed: `apt-get install mmdebstrap` (Debian/Ubuntu), "
+            "or use a prebuilt base image"
+        )
+    if os.geteuid() != 0:
+        raise ImageBakingException(
+            "building the Debian base needs root (mmdebstrap's root mode creates device "
+            "nodes and chroots): run it as root, or use a prebuilt base image"
+        )
+    if progress:
+        progress(_STAGE, 0, 1)
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(FIXED_MTIME)}
+    started = time.monotonic()
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()
+        network = any(s in output for s in ("Could not resolve", "Failed to fetch", "Temporary"))
+        hint = (
+            "the Debian mirror is unreachable: check network access (or pass a reachable mirror)"
+            if network
+            else f"is {suite!r} a Debian suite, and the platform runnable here?"
+        )
+        last = output.splitlines()[-1] if output else "no output"
+        raise ImageBakingException(
+            f"mmdebstrap failed after {time.monotonic() - started:.0f}s ({last}); {hint}",
+            details=output,
+        )
+    if progress:
+        progress(_STAGE, 1, 1)

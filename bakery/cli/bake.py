@@ -1,0 +1,124 @@
+"""`bakery bake`, `bakery inspect` and `bakery base build`: the bakery from the command line."""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from packaging.requirements import InvalidRequirement, Requirement
+from rich.table import Table
+
+from bakery.bake import bake_image
+from bakery.cli.output import byte_progress, fail, log_line, out, print_json
+from bakery.errors import ImageBakingException
+from bakery.inspect import read_lock
+
+base_app = typer.Typer(help="Base images: build the embedded default.", no_args_is_help=True)
+
+
+def _pypi(requirements: list[str]) -> dict[str, str]:
+    """`--pypi 'flask>=2'` -> {"flask": ">=2"}: the pypi= dict bake_image takes."""
+    packages: dict[str, str] = {}
+    for text in requirements:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement as error:
+            raise ImageBakingException(f"--pypi {text!r} is not a requirement: {error}") from None
+        extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+        marker = f"; {requirement.marker}" if requirement.marker else ""
+        packages[requirement.name + extras] = f"{requirement.specifier}{marker}"
+    return packages
+
+
+def bake(
+    pypi: Annotated[
+        list[str] | None,
+        typer.Option("--pypi", help="A requirement, e.g. 'flask>=2' (repeatable)."),
+    ] = None,
+    requirements: Annotated[
+        Path | None, typer.Option("-r", "--requirements", help="A requirements.txt file.")
+    ] = None,
+    pyproject: Annotated[
+        Path | None, typer.Option("--pyproject", help="A pyproject.toml ([project].dependencies).")
+    ] = None,
+    python: Annotated[str | None, typer.Option(help="Target Python, e.g. 3.11.")] = None,
+    base: Annotated[str | None, typer.Option(help="Base image reference.")] = None,
+    registry: Annotated[
+        str | None, typer.Option(help="Publish to this registry repository (host:port/repo).")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="registry, layout (default without a registry) or daemon.")
+    ] = None,
+    platform: Annotated[
+        str | None, typer.Option(help="linux/amd64 (default) or linux/arm64.")
+    ] = None,
+    cache_name: Annotated[str | None, typer.Option(help="Namespace for the image cache.")] = None,
+    force: Annotated[bool, typer.Option(help="Rebake even if the image exists.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {image, python_path}.")] = False,
+) -> None:
+    """Bake dependencies into a layered OCI image; print its reference and python path."""
+    try:
+        with byte_progress(quiet=as_json) as progress:
+            baked = bake_image(
+                pypi=_pypi(pypi) if pypi else None,
+                requirements_file=requirements,
+                pyproject_toml=pyproject,
+                base_image=base,
+                python=python,
+                logger=None if as_json else log_line,
+                cache_name=cache_name,
+                platform=platform,
+                registry=registry,
+                target=target,
+                force=force,
+                progress=progress,
+            )
+    except ImageBakingException as error:
+        fail(error)
+    if as_json:
+        print_json(baked._asdict())
+    else:
+        typer.echo(f"image {baked.image}\npython_path {baked.python_path}")
+
+
+def inspect(
+    image: Annotated[
+        str, typer.Argument(help="A baked image reference (registry or oci-layout://).")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the lock as JSON.")] = False,
+) -> None:
+    """Show the packages locked into a baked image (read from its manifest annotations)."""
+    try:
+        locked = read_lock(image)
+    except ImageBakingException as error:
+        fail(error)
+    if as_json:
+        print_json(json.loads(locked.to_json()))
+        return
+    table = Table(
+        "package", "version", "sha256", title=f"{image} ({locked.platform}, Python {locked.python})"
+    )
+    for package in locked.packages:
+        table.add_row(package.name, package.version, package.sha256[:16])
+    out.print(table)
+
+
+@base_app.command("build")
+def base_build(
+    platform: Annotated[str, typer.Option(help="linux/amd64 or linux/arm64.")] = "linux/amd64",
+    force: Annotated[bool, typer.Option(help="Rebuild even if it exists.")] = False,
+) -> None:
+    """Build the embedded default base (Debian bookworm + python3) with mmdebstrap."""
+    from bakery.base.default import build_default_base
+
+    try:
+        reference = build_default_base(platform, force=force, logger=log_line)
+    except ImageBakingException as error:
+        fail(error)
+    typer.echo(reference)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(bake)
+    app.command()(inspect)
+    app.add_typer(base_app, name="base")

@@ -1,0 +1,47 @@
+"""The bakery's settings, read from the environment, each with a one-machine default."""
+
+import os
+from pathlib import Path
+
+from bakery.errors import ImageBakingException
+from stagekit.dirs import cache_dir, data_dir
+
+ENV_PREFIX = "/opt/bakery/env"
+"""Where packages are installed in the image; `<prefix>/bin/python` is the python_path."""
+
+DEFAULT_BASE_TAG = "base-debian-bookworm"
+"""Tag of the embedded default base (Debian bookworm + python3) in the local layout."""
+
+
+def bake_cache_dir() -> Path:
+    """Blobs, wheels and layers: `<BAKERY_CACHE_DIR>/bake`."""
+    return cache_dir() / "bake"
+
+
+def image_layout_dir() -> Path:
+    """The embedded default publish target: `BAKERY_IMAGE_LAYOUT`, an OCI layout directory."""
+    return Path(os.environ.get("BAKERY_IMAGE_LAYOUT") or data_dir() / "images")
+
+
+def registry() -> str | None:
+    """`BAKERY_REGISTRY=host:port/repo`: publish there instead of the local layout."""
+    return os.environ.get("BAKERY_REGISTRY") or None
+
+
+def base_image() -> str | None:
+    """`BAKERY_BASE_IMAGE`: the default base; unset means the embedded Debian base."""
+    return os.environ.get("BAKERY_BASE_IMAGE") or None
+
+
+def base_tag_ttl() -> float:
+    """Seconds a base image tag stays pinned to the digest it resolved to (`BAKERY_BASE_TTL`)."""
+    raw = os.environ.get("BAKERY_BASE_TTL") or "3600"
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImageBakingException(f"BAKERY_BASE_TTL={raw!r} is not a number of seconds") from None
+
+
+def platform() -> str:
+    """Target platform when none is given: `BAKERY_PLATFORM`, default linux/amd64."""
+    return os.environ.get("BAKERY_PLATFORM") or "linux/amd64"

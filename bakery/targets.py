@@ -1,0 +1,43 @@
+"""Choosing where a baked image goes: a registry, the local OCI layout, or the Docker daemon."""
+
+from collections.abc import Callable
+from typing import Literal
+
+from bakery import config
+from bakery.errors import ImageBakingException
+from bakery.oci.daemon import DaemonPublisher
+from bakery.oci.layout import LayoutPublisher
+from bakery.oci.publish import Publisher
+from bakery.oci.reference import Reference
+from bakery.oci.remote import RegistryPublisher, Step
+
+Target = Literal["registry", "layout", "daemon"]
+TARGETS: tuple[Target, ...] = ("registry", "layout", "daemon")
+
+
+def open_target(
+    target: str | None,
+    registry: str | None,
+    on_step: Callable[[Step, str], None] | None = None,
+) -> Publisher:
+    """The publisher for `target` (default: the registry if one is configured, else the
+    layout directory); `registry` overrides BAKERY_REGISTRY; `on_step` sees registry pushes."""
+    registry = registry or config.registry()
+    chosen = target or ("registry" if registry else "layout")
+    if chosen == "registry":
+        if not registry:
+            raise ImageBakingException(
+                "target 'registry' needs a registry: pass registry='host:port/repo' "
+                "or set BAKERY_REGISTRY"
+            )
+        reference = Reference.parse(registry)
+        if reference.tag or reference.digest:
+            raise ImageBakingException(
+                f"registry {registry!r} names an image; give a repository like host:port/repo"
+            )
+        return RegistryPublisher(reference, on_step=on_step)
+    if chosen == "layout":
+        return LayoutPublisher(config.image_layout_dir())
+    if chosen == "daemon":
+        return DaemonPublisher()
+    raise ImageBakingException(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")

@@ -1,0 +1,141 @@
+"""The mmdebstrap-built Debian base: a valid, reproducible rootfs layer that Docker can run."""
+
+import gzip
+import hashlib
+import json
+import stat
+import tarfile
+import uuid
+
+import pytest
+
+from bakery.base.debian import build_debian_base
+from bakery.errors import ImageBakingException
+from bakery.oci.cache import BlobCache
+from bakery.oci.daemon import DaemonPublisher
+from bakery.oci.model import OCI_CONFIG, OCI_LAYER_GZIP, Image
+from tests.fixtures.docker_engine import DockerCli
+
+
+def _members(image: Image) -> list[tarfile.TarInfo]:
+    with tarfile.open(image.layers[0].path, "r:gz") as tar:
+        return tar.getmembers()
+
+
+def _installed_packages(image: Image) -> bytes:
+    with tarfile.open(image.layers[0].path, "r:gz") as tar:
+        return tar.extractfile("var/lib/dpkg/status").read()
+
+
+def test_layer_holds_python_and_certificates(debian_base):
+    by_name = {m.name: m for m in _members(debian_base)}
+    assert by_name["usr/bin/python3"].issym()
+    assert by_name["usr/bin/python3.11"].isfile()
+    assert by_name["etc/ssl/certs/ca-certificates.crt"].isfile()
+    assert by_name["etc/ssl/certs/ca-certificates.crt"].size > 100_000
+
+
+def test_layer_entries_are_normalised(debian_base):
+    members = _members(debian_base)
+    names = [m.name for m in members]
+    assert names == sorted(names)
+    assert [n for n in names if n == "dev" or n.startswith("dev/")] == ["dev"]
+    assert not [m.name for m in members if m.ischr() or m.isblk() or m.isfifo()]
+    assert {m.mtime for m in members} == {0}
+    assert {(m.uname, m.gname) for m in members} == {("", "")}
+    assert not {"etc/resolv.conf", "etc/hostname", "var/lib/apt/lists/InRelease"} & set(names)
+
+
+def test_owners_and_special_modes_are_debians(debian_base):
+    """Root owns everything but a few paths with Debian's fixed system ids; setuid, setgid
+    and sticky bits survive, so no helper gains privileges it did not have."""
+    by_name = {m.name: m for m in _members(debian_base)}
+    others = {name: (m.uid, m.gid) for name, m in by_name.items() if (m.uid, m.gid) != (0, 0)}
+    assert others["usr/sbin/unix_chkpwd"] == (0, 42)  # shadow
+    assert others["var/mail"] == (0, 8)  # mail
+    assert all(uid < 100 and gid < 100 for uid, gid in others.values())
+    assert len(others) < 20
+    assert by_name["usr/sbin/unix_chkpwd"].mode & stat.S_ISGID
+    assert by_name["usr/bin/su"].mode & stat.S_ISUID
+    assert by_name["tmp"].mode == 0o1777
+
+
+def test_hard_links_point_at_earlier_entries(debian_base):
+    seen: set[str] = set()
+    links = {}
+    for member in _members(debian_base):
+        if member.islnk():
+            assert member.linkname in seen
+            links[member.name] = member.linkname
+        seen.add(member.name)
+    assert links["usr/bin/perl5.36.0"] == "usr/bin/perl"
+
+
+def test_bytecode_does_not_depend_on_mtimes(debian_base):
+    """mtimes are all 0, so .pyc files must be hash-checked, not timestamp-checked."""
+    flags = set()
+    with tarfile.open(debian_base.layers[0].path, "r:gz") as tar:
+        for member in tar:
+            if member.name.endswith(".pyc"):
+                flags.add(int.from_bytes(tar.extractfile(member).read(8)[4:8], "little"))
+    assert flags == {0b11}  # hash-based, checked against the source
+
+
+def test_config_has_labels_and_no_timestamps(debian_base):
+    layer = debian_base.layers[0]
+    config = json.loads(debian_base.config.path.read_bytes())
+    assert config["config"]["Labels"] == {
+        "org.bakery.base.suite": "bookworm",
+        "org.bakery.python": "3.11",
+        "org.bakery.python.executable": "/usr/bin/python3.11",
+    }
+    assert config["config"]["Cmd"] == ["python3"]
+    assert "LANG=C.UTF-8" in config["config"]["Env"]
+    assert (config["os"], config["architecture"]) == ("linux", "amd64")
+    assert "created" not in config
+    assert [sorted(entry) for entry in config["history"]] == [["comment", "created_by"]]
+    assert config["rootfs"] == {"type": "layers", "diff_ids": [layer.diff_id]}
+    raw = gzip.decompress(layer.path.read_bytes())
+    assert layer.diff_id == "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert (debian_base.config.media_type, layer.media_type) == (OCI_CONFIG, OCI_LAYER_GZIP)
+
+
+def test_rebuild_gives_the_same_digest(debian_base, tmp_path):
+    """Same packages -> same bytes. The cached base may predate a Debian point release, so
+    the digests may differ only if the installed package list differs too."""
+    fresh = build_debian_base(BlobCache(tmp_path / "cache"))
+    same_packages = _installed_packages(fresh) == _installed_packages(debian_base)
+    assert fresh.digest == debian_base.digest or not same_packages
+
+
+def test_runs_in_docker(debian_base, docker_engine: DockerCli, tmp_path):
+    repository = "bakery-test/base-debian"
+    tag = uuid.uuid4().hex[:12]
+    image_id = DaemonPublisher(repository, state_dir=tmp_path).publish(debian_base, tag)
+    try:
+        script = (
+            "import ssl, sys; print(sys.version.split()[0]);"
+            "print(ssl.create_default_context().cert_store_stats()['x509_ca'])"
+        )
+        result = docker_engine.run("run", "--rm", image_id, "python3", "-c", script)
+        version, certificates = result.stdout.decode().split()
+        assert version.startswith("3.11.")
+        assert int(certificates) > 100
+    finally:
+        docker_engine.run("rmi", f"{repository}:{tag}")
+
+
+def test_unknown_suite_is_reported(tmp_path):
+    with pytest.raises(ImageBakingException, match="mmdebstrap failed") as failure:
+        build_debian_base(BlobCache(tmp_path), suite="no-such-suite")
+    assert failure.value.details
+
+
+def test_unreachable_mirror_is_reported(tmp_path):
+    with pytest.raises(ImageBakingException, match="mirror is unreachable"):
+        build_debian_base(BlobCache(tmp_path), mirror="http://127.0.0.1:9/debian")
+
+
+def test_unsupported_platform_is_reported(tmp_path):
+    with pytest.raises(ImageBakingException, match="linux/arm64"):
+        build_debian_base(BlobCache(tmp_path), platform="windows/amd64")
