@@ -71,6 +71,7 @@ def test_shared_packages_share_layers_and_one_more_package_uploads_one_layer(bak
     second = bake_image(pypi={"requests": "", "six": ""}, registry=target)
     new_uploads = set(uploaded_digests(registry, repo)) - before
 
+    assert registry.mounts(repo) == 1  # the base layer, mounted from base/debian once
     first_layers, second_layers = set(layer_digests(first.image)), set(layer_digests(second.image))
     assert len(second_layers - first_layers) == 1  # six's layer; the env layer is shared
     assert new_uploads & second_layers == second_layers - first_layers

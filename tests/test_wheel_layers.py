@@ -11,6 +11,7 @@ import pytest
 from bakery.artifacts import artifact_path, fetch_artifacts
 from bakery.errors import ImageBakingException
 from bakery.layers import BuiltLayer, build_wheel_layer
+from bakery.layers.budget import fit_budget
 from bakery.lock import Lock, LockedPackage, lock
 from bakery.spec import make_spec
 
@@ -258,3 +259,26 @@ def test_wheel_data_and_scripts_schemes_map_into_the_prefix(tmp_path: Path) -> N
     assert entries["opt/bakery/env/bin/tool"].mode == 0o755
     assert entries["opt/bakery/env/share/evil/config.json"].mode == 0o644
     assert "opt/bakery/env/include/site/python3.11/evil/evil.h" in entries
+
+
+def test_layer_budget_merges_the_smallest_layers(
+    flask_lock: Lock, wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    layers = [build(flask_lock, wheels, p.name, tmp_path) for p in flask_lock.packages]
+    assert len(layers) >= 5
+    room = 3
+
+    fitted, merged = fit_budget(layers, room, tmp_path)
+
+    assert len(fitted) == room
+    assert len(merged) == len(layers) - room + 1
+    largest = max(layers, key=lambda layer: layer.size)
+    assert largest in fitted and largest not in merged
+    assert max(layer.size for layer in merged) <= min(layer.size for layer in fitted[:-1])
+    combined = members(fitted[-1])
+    for layer in merged:
+        assert set(members(layer)) <= set(combined)
+    again, _ = fit_budget(layers, room, tmp_path)
+    assert again[-1].reused and again[-1].digest == fitted[-1].digest
+    unchanged, none_merged = fit_budget(layers, len(layers), tmp_path)
+    assert unchanged == layers and none_merged == []

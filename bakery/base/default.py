@@ -26,7 +26,7 @@ def ensure_default_base(
     tag = default_base_tag(platform)
     if force or layout.find(tag) is None:
         reporter.info(f"Building the default base image (Debian bookworm + python3, {platform})")
-        layout.publish(build_debian_base(blobs, platform=platform), tag)
+        layout.publish(build_debian_base(blobs, platform=platform, progress=reporter.progress), tag)
     return f"{LAYOUT_SCHEME}{layout.directory}:{tag}"
 
 

@@ -11,11 +11,13 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
 err = Console(stderr=True)
 out = Console()
@@ -36,6 +38,19 @@ def print_json(value: Any) -> None:
     out.print_json(json.dumps(value))
 
 
+BYTE_STAGES = {"hash", "tar", "download", "upload"}
+"""Stages whose progress counts bytes; every other stage counts items."""
+
+
+class _AmountColumn(ProgressColumn):
+    """ "12.3/45.6 MB" for byte stages, "3/7" for counted ones."""
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("counted"):
+            return Text(f"{task.completed:.0f}/{task.total or 0:.0f}")
+        return DownloadColumn().render(task)
+
+
 @contextmanager
 def byte_progress(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
     """A (stage, done, total) callback drawing one rich bar per stage on stderr."""
@@ -45,8 +60,7 @@ def byte_progress(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
     columns = (
         TextColumn("{task.description:>8}"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        _AmountColumn(),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=err, transient=True) as bars:
@@ -54,7 +68,7 @@ def byte_progress(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
 
         def update(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
-                tasks[stage] = bars.add_task(stage, total=total)
+                tasks[stage] = bars.add_task(stage, total=total, counted=stage not in BYTE_STAGES)
             bars.update(tasks[stage], completed=done, total=total)
 
         yield update
