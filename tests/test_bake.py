@@ -101,6 +101,14 @@ def test_force_rebakes_to_the_same_digest(bake_env, registry):
     assert any(message.startswith("Resolving") for message in messages)
 
 
+def test_python_matching_the_base_uses_the_base_interpreter(bake_env):
+    default = bake_image(pypi={"six": ""})
+    messages: list[str] = []
+    explicit = bake_image(pypi={"six": ""}, python="3.11", logger=messages.append)
+    assert explicit == default
+    assert not any("managed CPython" in message for message in messages)
+
+
 def test_requirements_file_with_markers_extras_and_includes(bake_env):
     (bake_env / "base.txt").write_text("idna>=3  # pinned by the platform team\n")
     requirements = bake_env / "requirements.txt"
