@@ -27,7 +27,8 @@ from bakery.spec import Spec
 GLIBC_MINOR = 28
 """Target manylinux_2_28: any glibc >= 2.28 base (Debian 10+, RHEL 8+) runs the wheels."""
 
-_ARCH = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+ARCHITECTURES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+"""OCI platform -> the machine name wheels and CPython builds use."""
 _OLDEST_GLIBC_MINOR = {"x86_64": 5, "aarch64": 17}
 _LEGACY_MANYLINUX = {(17, "x86_64"): "manylinux2014", (17, "aarch64"): "manylinux2014"}
 _LEGACY_MANYLINUX |= {(12, "x86_64"): "manylinux2010", (5, "x86_64"): "manylinux1"}
@@ -74,7 +75,7 @@ class Lock:
 
 def uv_platform(platform: str) -> str:
     """uv's `--python-platform` name for an OCI platform, e.g. `x86_64-manylinux_2_28`."""
-    return f"{_ARCH[platform]}-manylinux_2_{GLIBC_MINOR}"
+    return f"{ARCHITECTURES[platform]}-manylinux_2_{GLIBC_MINOR}"
 
 
 def uv_binary() -> str:
@@ -189,7 +190,7 @@ def _uv_reasons(stderr: str) -> list[str]:
 
 def _target_tags(spec: Spec) -> dict[Tag, int]:
     """Wheel tags the target accepts, best first (the order pip and uv prefer)."""
-    arch = _ARCH[spec.platform]
+    arch = ARCHITECTURES[spec.platform]
     platforms: list[str] = []
     for minor in range(GLIBC_MINOR, _OLDEST_GLIBC_MINOR[arch] - 1, -1):
         platforms.append(f"manylinux_2_{minor}_{arch}")

@@ -18,7 +18,7 @@ from typing import Any
 
 from bakery.base.model import BaseImage
 from bakery.base.python import detect_python
-from bakery.base.source import DIGEST, parse_base
+from bakery.base.source import parse_base
 from bakery.oci.cache import BlobCache
 from bakery.oci.errors import LayoutError, OciError
 from bakery.oci.layout import LAYOUT_SCHEME
@@ -29,9 +29,10 @@ from bakery.oci.model import (
     OCI_LAYER_GZIP,
     REF_NAME_ANNOTATION,
     Manifest,
+    platform_matches,
     sha256_digest,
 )
-from bakery.oci.reference import Reference
+from bakery.oci.reference import DIGEST, Reference
 from bakery.oci.registry import DEFAULT_PLATFORM, RegistryClient
 
 _OCI_LAYER_TYPE = {
@@ -116,7 +117,7 @@ class _LayoutSource:
 
     def _platform_digest(self, index: Manifest) -> str:
         for entry in index.json.get("manifests", []):
-            if _platform_matches(entry.get("platform") or {}, self.platform):
+            if platform_matches(entry.get("platform") or {}, self.platform):
                 return entry["digest"]
         raise LayoutError(
             f"{self.reference} is an index with no {self.platform} image; "
@@ -215,18 +216,9 @@ def _oci_media_type(media_type: str, reference: str) -> str:
 
 
 def _check_platform(config: dict[str, Any], platform: str, reference: str) -> None:
-    if not _platform_matches(config, platform):
+    if not platform_matches(config, platform):
         actual = "/".join(filter(None, (config.get(k) for k in ("os", "architecture", "variant"))))
         raise OciError(
             f"{reference} is a {actual} image, not {platform}; "
             f"pick a base image built for {platform}"
         )
-
-
-def _platform_matches(found: dict[str, Any], platform: str) -> bool:
-    """Whether an index entry's `platform` or an image config is `os/arch[/variant]`."""
-    os_, _, arch_variant = platform.partition("/")
-    arch, _, variant = arch_variant.partition("/")
-    if found.get("os") != os_ or found.get("architecture") != arch:
-        return False
-    return not variant or found.get("variant", variant) == variant

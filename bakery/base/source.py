@@ -1,14 +1,11 @@
 """Parsing an image reference: an OCI layout directory or a registry reference."""
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from bakery.oci.errors import LayoutError
 from bakery.oci.layout import LAYOUT_SCHEME
-from bakery.oci.reference import Reference
-
-DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+from bakery.oci.reference import DIGEST, Reference
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,10 @@ from bakery.errors import ImageBakingException
 from bakery.layers.cache import cached_layer, store_layer
 from bakery.layers.model import BuiltLayer
 from bakery.layers.tarball import LayerEntry, LayerFile, LayerSymlink, write_layer
-from bakery.lock import uv_binary
+from bakery.lock import ARCHITECTURES, uv_binary
 
 PREFIX = "/opt/bakery/python"
 DEFAULT_SOURCE = "https://github.com/astral-sh/python-build-standalone/releases/download"
-_ARCH = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 CPYTHON_LAYER_FORMAT = 1
 
 
@@ -37,7 +36,7 @@ def _uv_error(stderr: str) -> str:
 
 
 def _download(version: str, platform: str, into: Path) -> Path:
-    request = f"cpython-{version}-linux-{_ARCH[platform]}-gnu"
+    request = f"cpython-{version}-linux-{ARCHITECTURES[platform]}-gnu"
     source = python_source()
     completed = subprocess.run(
         [uv_binary(), "python", "install", "--no-bin", "--install-dir", str(into), request],

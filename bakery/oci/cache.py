@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bakery.oci.errors import OciError
 from bakery.oci.model import Blob, Layer
+from bakery.oci.reference import DIGEST
 
 
 def file_digest(path: Path) -> tuple[str, int]:
@@ -35,10 +36,9 @@ class BlobCache:
 
     def path(self, digest: str) -> Path:
         """Where the blob `digest` is (or would be) stored."""
-        algorithm, _, hex_ = digest.partition(":")
-        if algorithm != "sha256" or len(hex_) != 64:
+        if not DIGEST.fullmatch(digest):  # it becomes a path: hex only, no traversal
             raise OciError(f"unsupported digest {digest!r}: only sha256 digests are stored")
-        return self.root / "blobs" / "sha256" / hex_
+        return self.root / "blobs" / "sha256" / digest.removeprefix("sha256:")
 
     def has(self, digest: str) -> bool:
         return self.path(digest).is_file()

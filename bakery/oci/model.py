@@ -28,6 +28,15 @@ INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 
 
+def platform_matches(found: dict[str, Any], platform: str) -> bool:
+    """Whether an index entry's `platform` or an image config is `os/arch[/variant]`."""
+    os_, _, arch_variant = platform.partition("/")
+    arch, _, variant = arch_variant.partition("/")
+    if found.get("os") != os_ or found.get("architecture") != arch:
+        return False
+    return not variant or found.get("variant", variant) == variant
+
+
 def sha256_digest(data: bytes) -> str:
     """The OCI digest string of `data`."""
     return "sha256:" + hashlib.sha256(data).hexdigest()

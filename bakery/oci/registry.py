@@ -7,9 +7,11 @@ never a bare httpx traceback.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import json
 import os
+import ssl
 from collections.abc import Callable, Iterator
 from typing import NoReturn
 
@@ -23,6 +25,7 @@ from bakery.oci.model import (
     MANIFEST_TYPES,
     Blob,
     Manifest,
+    platform_matches,
     sha256_digest,
 )
 from bakery.oci.reference import Reference
@@ -46,15 +49,6 @@ def is_insecure(registry: str) -> bool:
         return False
 
 
-def _platform_matches(entry: dict, platform: str) -> bool:
-    os_, _, arch_variant = platform.partition("/")
-    arch, _, variant = arch_variant.partition("/")
-    found = entry.get("platform", {})
-    if found.get("os") != os_ or found.get("architecture") != arch:
-        return False
-    return not variant or found.get("variant", variant) == variant
-
-
 def _registry_errors(response: httpx.Response) -> str:
     """The `errors` a distribution registry puts in a failure body, as one line."""
     try:
@@ -62,6 +56,13 @@ def _registry_errors(response: httpx.Response) -> str:
         return "; ".join(f"{e.get('code', '?')}: {e.get('message', '')}" for e in errors)
     except (ValueError, AttributeError):
         return response.text[:200].strip()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context per process: loading the CA bundle costs ~25 ms, more than a whole
+    cache-hit bake against a loopback registry."""
+    return httpx.create_ssl_context()
 
 
 class RegistryClient:
@@ -82,7 +83,9 @@ class RegistryClient:
         scheme = "http" if is_insecure(ref.registry) else "https"
         self.base = f"{scheme}://{ref.registry}/v2/{ref.repository}"
         auth = RegistryAuth(ref.registry, credentials or load_credentials(ref.registry))
-        self._http = httpx.Client(auth=auth, timeout=_TIMEOUT, follow_redirects=True)
+        self._http = httpx.Client(
+            auth=auth, timeout=_TIMEOUT, follow_redirects=True, verify=_tls_context()
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -166,7 +169,7 @@ class RegistryClient:
         if platform is None or manifest.media_type not in INDEX_TYPES:
             return manifest
         for entry in manifest.json.get("manifests", []):
-            if _platform_matches(entry, platform):
+            if platform_matches(entry.get("platform", {}), platform):
                 return self._manifest(entry["digest"])
         available = sorted(
             "/".join(filter(None, (p.get("os"), p.get("architecture"), p.get("variant"))))

@@ -1,0 +1,380 @@
+"""Benchmark bake_image against `docker build` + `docker push` (a pip and a uv Dockerfile).
+
+Run: uv run python -m bench.bake [--quick]
+
+One loopback registry (CNCF distribution, as in the tests) receives everything. The base
+(Debian bookworm + python3, built with mmdebstrap) is pushed to it once; bakery bakes on it
+and Docker pulls it from there, so both sides start from the same bytes. For each spec:
+  cold         empty bakery caches / no image of this bench in the Docker engine
+  identical    the same spec again (bakery: a new process; Docker: build with its cache)
+  +1 package   the spec plus one package
+Wheels are resolved and downloaded before any timing, once, by bakery's own lock and fetch
+(the exact same files for every side): they seed bakery's artifact cache and are the
+Dockerfiles' offline `--find-links` (containers here do not trust the host's CA bundle).
+Uploaded bytes = what clients sent the registry (blob bodies, manifests, HTTP requests),
+counted by a loopback relay in front of it, around each operation.
+Results -> bench/RESULTS.md.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from bakery.artifacts import artifact_path, fetch_artifacts
+from bakery.bake import bake_image
+from bakery.base.debian import build_debian_base
+from bakery.lock import LockedPackage, lock
+from bakery.oci.cache import BlobCache
+from bakery.oci.remote import RegistryPublisher
+from bakery.spec import make_spec
+from bench.results import table, update_section
+from tests.fixtures.docker_engine import _start_dockerd
+from tests.fixtures.registry import TestRegistry
+from tests.fixtures.services import wait_until
+
+WORK = Path(__file__).with_name(".work") / "bake"
+DOWNLOADS = Path(__file__).with_name(".work") / "bake-downloads"  # kept between runs
+LABEL = "org.bakery.bench=bake"
+PYTHON = "3.11"  # bookworm's python3
+SPECS = [  # name, packages, the package added for "+1 package"
+    ("requests", ["requests"], "six"),
+    ("flask, requests, numpy", ["flask", "requests", "numpy"], "six"),
+    ("pandas, scikit-learn", ["pandas", "scikit-learn"], "attrs"),
+]
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def run(*command: str, timeout: float = 1800, **kwargs) -> str:
+    """Run a command; on failure show its output. DOCKER_BUILDKIT=0 selects the legacy builder."""
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=env, **kwargs
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}{done.stderr}")
+    return done.stdout
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def ensure_docker() -> None:
+    answers = lambda: subprocess.run(["docker", "version"], capture_output=True).returncode == 0  # noqa: E731
+    if not answers():
+        _start_dockerd(Path("/tmp/bakery-bench-dockerd.log"))
+        wait_until(answers, "dockerd", timeout=60)
+
+
+class Registry(TestRegistry):
+    """The test registry behind a loopback relay that counts the bytes clients send it.
+
+    Every client (bakery, Docker) talks to the relay's `host`, so `measure` sees the real
+    request bytes (blob bodies, manifests, headers) that one operation sent.
+    """
+
+    def start(self) -> None:
+        super().start()
+        self.sent = 0
+        self._count = threading.Lock()
+        self._relay = socket.create_server(("127.0.0.1", 0))
+        self.relay_host = f"127.0.0.1:{self._relay.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self) -> None:
+        self._relay.close()
+        super().stop()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._relay.accept()
+            except OSError:
+                return  # relay closed
+            upstream = socket.create_connection(("127.0.0.1", self.port))
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, upload: bool) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                if upload:
+                    with self._count:
+                        self.sent += len(data)
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def measure(self, action: Callable[[], object]) -> tuple[float, int]:
+        """(seconds, bytes sent to the registry) for one operation."""
+        before = self.sent
+        seconds = timed(action)
+        return seconds, self.sent - before
+
+    def manifest(self, reference: str) -> tuple[dict, dict]:
+        """(manifest, config) of `host:port/repo@digest`, straight from the registry."""
+        repo, _, digest = reference.removeprefix(f"{self.relay_host}/").partition("@")
+        headers = {"Accept": OCI_MANIFEST}
+        manifest = httpx.get(f"{self.url}/v2/{repo}/manifests/{digest}", headers=headers).json()
+        config_digest = manifest["config"]["digest"]
+        config = httpx.get(f"{self.url}/v2/{repo}/blobs/{config_digest}").json()
+        return manifest, config
+
+
+def locked_wheels(packages: list[str]) -> list[LockedPackage]:
+    """Resolve like bakery does and download every wheel once into DOWNLOADS."""
+    spec = make_spec(
+        pypi=dict.fromkeys(packages, ""), base_image_digest="sha256:" + "0" * 64, python=PYTHON
+    )
+    locked = lock(spec).packages
+    fetch_artifacts(locked, DOWNLOADS)
+    return list(locked)
+
+
+def link_wheels(wheels: list[LockedPackage], directory: Path, by_sha: bool = False) -> None:
+    """Hard-link the downloaded wheels into `directory` (by filename, or by bakery's layout)."""
+    for wheel in wheels:
+        source = artifact_path(DOWNLOADS, wheel.sha256)
+        target = artifact_path(directory, wheel.sha256) if by_sha else directory / wheel.filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            os.link(source, target)
+
+
+# --- the peer: a multi-stage Dockerfile, so the final image holds the installed env only ----
+
+PIP_INSTALL = (
+    "python3 /wheels/{pip}/pip install --no-index --find-links /wheels --prefix /opt/venv "
+    "--break-system-packages {packages}"
+)
+UV_INSTALL = (
+    "/uv venv /opt/venv --python /usr/bin/python3 && "
+    "/uv pip install --python /opt/venv/bin/python --no-index --find-links /wheels {packages}"
+)
+DOCKERFILE = """\
+FROM {base} AS build
+LABEL {label}
+{copy_tool}COPY wheels /wheels
+RUN {install}
+FROM {base}
+LABEL {label}
+COPY --from=build /opt/venv /opt/venv
+"""
+
+
+def docker_context(
+    directory: Path, base: str, variant: str, packages: list[str], wheels: list[LockedPackage]
+) -> Path:
+    shutil.rmtree(directory, ignore_errors=True)
+    link_wheels(wheels, directory / "wheels")
+    names = " ".join(packages)
+    if variant == "pip":
+        pip = locked_wheels(["pip"])
+        link_wheels(pip, directory / "wheels")
+        install, copy_tool = PIP_INSTALL.format(pip=pip[0].filename, packages=names), ""
+    else:
+        from uv import find_uv_bin
+
+        os.link(find_uv_bin(), directory / "uv")
+        install, copy_tool = UV_INSTALL.format(packages=names), "COPY uv /uv\n"
+    (directory / "Dockerfile").write_text(
+        DOCKERFILE.format(base=base, label=LABEL, copy_tool=copy_tool, install=install)
+    )
+    return directory
+
+
+def docker_bake(
+    context: Path, tag: str, registry: Registry, cold: bool
+) -> tuple[float, float, int]:
+    """`docker build` then `docker push`: (build seconds, push seconds, bytes sent).
+
+    Cold means no image of this bench in the engine, so nothing to reuse. (Not `--no-cache`:
+    the legacy builder never reuses what a `--no-cache` build made, so the re-bake would
+    miss its cache too.)"""
+    if cold:
+        cleanup_docker()
+    build = timed(lambda: run("docker", "build", "-q", "-t", tag, str(context)))
+    push, uploaded = registry.measure(lambda: run("docker", "push", tag))
+    return build, push, uploaded
+
+
+def cleanup_docker() -> None:
+    """Remove every image this bench built (all carry LABEL), tags and intermediates."""
+    ids = run("docker", "images", "-a", "-q", "--filter", f"label={LABEL}").split()
+    if ids:
+        subprocess.run(["docker", "rmi", "-f", *sorted(set(ids))], capture_output=True)
+
+
+# --- bakery ----------------------------------------------------------------------------------
+
+
+def bakery_rebake_in_new_process(packages: list[str], registry: str, base: str) -> None:
+    code = (
+        "import sys\nfrom bakery.bake import bake_image\n"
+        "bake_image(pypi=dict.fromkeys(sys.argv[3:], ''), registry=sys.argv[1], "
+        "base_image=sys.argv[2])"
+    )
+    run(sys.executable, "-c", code, registry, base, *packages, timeout=600)
+
+
+def new_layers(registry: Registry, before: str, after: str) -> list[tuple[str, int]]:
+    """(what, compressed size) of the layers in `after` that `before` does not have."""
+    old, _ = registry.manifest(before)
+    new, config = registry.manifest(after)
+    sources = [h.get("created_by", "?") for h in config["history"] if not h.get("empty_layer")]
+    known = {layer["digest"] for layer in old["layers"]}
+    return [
+        (source.removeprefix("bakery: "), layer["size"])
+        for source, layer in zip(sources, new["layers"], strict=True)
+        if layer["digest"] not in known
+    ]
+
+
+def bench_spec(
+    name: str, packages: list[str], extra: str, registry: Registry, base: str, notes: list[str]
+) -> list[list[str]]:
+    print(f"== {name}: resolving and downloading wheels (untimed)", flush=True)
+    slug = name.replace(", ", "-")
+    wheels, wheels_plus = locked_wheels(packages), locked_wheels([*packages, extra])
+    megabytes = sum(artifact_path(DOWNLOADS, w.sha256).stat().st_size for w in wheels) / 1e6
+    label = f"{name} ({len(wheels)} wheels, {megabytes:.0f} MB)"
+
+    cache = WORK / f"bakery-cache-{slug}"
+    os.environ["BAKERY_CACHE_DIR"] = str(cache)
+    link_wheels(wheels_plus, cache / "bake", by_sha=True)  # downloads warm, nothing else
+    repo = f"{registry.relay_host}/bench/bakery-{slug}"
+    log: list[str] = []
+
+    def bake(pkgs: list[str]) -> str:
+        return bake_image(
+            pypi=dict.fromkeys(pkgs, ""), registry=repo, base_image=base, logger=log.append
+        ).image
+
+    results: dict[str, dict[str, tuple[str, float, int]]] = {}
+    print("   bakery", flush=True)
+    images: list[str] = []
+    seconds, uploaded = registry.measure(lambda: images.append(bake(packages)))
+    results["cold"] = {"bakery": (f"{seconds:.1f} s", seconds, uploaded)}
+    in_process = [timed(lambda: bake(packages)) for _ in range(6)]  # the 2nd call, then 5 more
+    seconds, uploaded = registry.measure(lambda: bakery_rebake_in_new_process(packages, repo, base))
+    results["identical re-bake"] = {"bakery": (f"{seconds:.2f} s", seconds, uploaded)}
+    seconds, uploaded = registry.measure(lambda: images.append(bake([*packages, extra])))
+    results[f"+ {extra}"] = {"bakery": (f"{seconds:.1f} s", seconds, uploaded)}
+    added = new_layers(registry, images[0], images[1])
+    manifest, _ = registry.manifest(images[1])
+    small = len(json.dumps(manifest)) + manifest["config"]["size"]
+    overhead = uploaded - sum(size for _, size in added) - small  # HTTP requests, HEADs
+    only = len(added) == 1 and overhead < 32 * 1024
+    listed = ", ".join(f"{source} ({size:,} B)" for source, size in added)
+    verdict = "only the new package's layer" if only else "MORE than the new package's layer"
+    notes.append(
+        f"{name}: identical re-bake in-process {in_process[0] * 1000:.0f} ms (2nd call; "
+        f"median of the next 5: {statistics.median(in_process[1:]) * 1000:.0f} ms). "
+        f"+ {extra} sent "
+        f"{uploaded:,} B = new layers [{listed}] + config and manifest ~{small:,} B + "
+        f"{overhead:,} B of HTTP requests: {verdict}"
+    )
+    print("   " + notes[-1], flush=True)
+
+    for variant in ("pip", "uv"):
+        print(f"   docker+{variant}", flush=True)
+        tag = f"{registry.relay_host}/bench/docker-{variant}-{slug}"
+        first = docker_context(WORK / f"ctx-{variant}", base, variant, packages, wheels)
+        second = docker_context(
+            WORK / f"ctx-{variant}-plus", base, variant, [*packages, extra], wheels_plus
+        )
+        for figure, version, context in (
+            ("cold", "cold", first),
+            ("identical re-bake", "again", first),
+            (f"+ {extra}", "plus", second),
+        ):
+            build, push, uploaded = docker_bake(
+                context, f"{tag}:{version}", registry, cold=figure == "cold"
+            )
+            cell = f"{build + push:.1f} s ({build:.1f} + {push:.1f})"
+            results[figure][f"docker+{variant}"] = (cell, build + push, uploaded)
+            print(f"     {figure}: {cell}, {uploaded / 1e6:.1f} MB", flush=True)
+
+    rows = []
+    for figure, sides in results.items():
+        ours = sides["bakery"][1]
+        cells = [sides[s][0] for s in ("bakery", "docker+pip", "docker+uv")]
+        ratios = [f"{sides[s][1] / ours:.1f}x" for s in ("docker+pip", "docker+uv")]
+        sizes = [f"{sides[s][2] / 1e6:.1f} MB" for s in ("bakery", "docker+pip", "docker+uv")]
+        rows.append([label, figure, *cells, *ratios, *sizes])
+        print(rows[-1], flush=True)
+    return rows
+
+
+def push_base(registry: Registry) -> str:
+    """Build the Debian base, push it, and pull it into Docker: the same bytes for all."""
+    print("== building the Debian base with mmdebstrap (untimed)", flush=True)
+    image = build_debian_base(BlobCache(WORK / "base-blobs"))
+    with RegistryPublisher(f"{registry.relay_host}/bench/base") as publisher:
+        publisher.publish(image, "bookworm")
+    reference = f"{registry.relay_host}/bench/base:bookworm"
+    run("docker", "pull", "-q", reference, timeout=300)
+    return reference
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="only the first two specs")
+    args = parser.parse_args()
+    ensure_docker()
+    shutil.rmtree(WORK, ignore_errors=True)
+    (WORK / "registry").mkdir(parents=True)
+    registry = Registry(WORK / "registry")
+    registry.start()
+    base = None
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    try:
+        base = push_base(registry)
+        for name, packages, extra in SPECS[: 2 if args.quick else None]:
+            rows += bench_spec(name, packages, extra, registry, base, notes)
+    finally:
+        cleanup_docker()
+        if base:
+            subprocess.run(["docker", "rmi", base], capture_output=True)
+        registry.stop()
+    sides = ["bakery", "docker+pip (build + push)", "docker+uv (build + push)"]
+    ratios = ["pip / bakery", "uv / bakery"]
+    uploads = ["uploaded: bakery", "docker+pip", "docker+uv"]
+    headers = ["spec", "figure", *sides, *ratios, *uploads]
+    update_section(
+        "bake",
+        "Peers: `docker build` (legacy builder, `DOCKER_BUILDKIT=0`) of a two-stage Dockerfile "
+        "`FROM <base>` that installs the same wheels offline (`--no-index --find-links`) with "
+        "pip (run from its wheel, `--prefix /opt/venv`) or uv (`uv venv` + `uv pip install`) "
+        "and copies the env into the final stage, then `docker push`. Everything pushes to "
+        "one loopback registry (CNCF distribution 2.8); the base is the mmdebstrap Debian "
+        "bookworm + python3 image, pulled by Docker from that registry. Cold: empty bakery "
+        "caches except the downloaded wheels / no image of this bench in Docker; bakery's cold and "
+        "+1 figures include resolving with uv (warm uv cache), the peers resolve on the host "
+        "untimed. Identical re-bake: bakery in a new Python process, Docker with its layer "
+        "cache. Uploaded = bytes sent to the registry (requests and bodies, counted by a relay "
+        "in front of it). Ratios "
+        "> 1 mean bakery is faster. Reproduce: `uv run python -m bench.bake`.\n\n"
+        + table(headers, rows)
+        + "\n\n"
+        + "\n".join(f"- {note}" for note in notes),
+    )
+
+
+if __name__ == "__main__":
+    main()
