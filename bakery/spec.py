@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import version as _dist_version
 from pathlib import Path
+from typing import Literal
 
 import blake3
 from packaging.markers import InvalidMarker
@@ -58,6 +59,7 @@ class Spec(BaseModel):
     base_image_digest: str
     builder_version: str = BUILDER_VERSION
     cache_name: str | None = None
+    compression: Literal["gzip", "zstd"] = "gzip"
 
     @field_validator("requirements")
     @classmethod
@@ -139,6 +141,7 @@ def make_spec(
     python: str = DEFAULT_PYTHON,
     builder_version: str = BUILDER_VERSION,
     cache_name: str | None = None,
+    compression: str = "gzip",
 ) -> Spec:
     """Validate exactly one dependency source plus the target, and return its `Spec`."""
     given = [
@@ -173,9 +176,13 @@ def make_spec(
             base_image_digest=base_image_digest,
             builder_version=builder_version,
             cache_name=cache_name,
+            compression=compression,
         )
     except ValidationError as exc:
-        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {str(e['msg']).removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
         raise ImageBakingException(f"Invalid bake inputs: {problems}.") from None
     if reqs.requires_python and Version(spec.python) not in SpecifierSet(reqs.requires_python):
         raise ImageBakingException(

@@ -126,7 +126,9 @@ def bench_tree(name: str, root: Path, scratch: Path) -> list[list[str]]:
     suffixes = [".py", ".json", ".txt"]
 
     def bakery() -> None:
-        package_code([str(root)], suffixes=suffixes, store=str(store), cache_dir=cache)
+        package_code(
+            [str(root)], suffixes=suffixes, store=str(store), cache_dir=cache, max_bytes=10**10
+        )
 
     rows = []
     generation = 0

@@ -14,10 +14,12 @@ from reprotar.tar import (
     padding,
     symlink_header,
 )
+from reprotar.zstd import ZSTD_LEVEL, zstd_stream
 
 __all__ = [
     "COMPRESSION_LEVEL",
     "END_OF_ARCHIVE",
+    "ZSTD_LEVEL",
     "directory_header",
     "file_header",
     "gzip_member",
@@ -25,4 +27,5 @@ __all__ = [
     "hardlink_header",
     "padding",
     "symlink_header",
+    "zstd_stream",
 ]

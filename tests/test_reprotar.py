@@ -45,3 +45,14 @@ def test_members_form_one_readable_archive():
         assert opened.extractfile(members[0]).read() == data
     assert gzip_member(data) == gzip_member(data)
     assert gzip_member(data)[4:8] == b"\0\0\0\0"
+
+
+def test_zstd_stream_is_deterministic_and_decompresses():
+    import zstandard
+
+    from reprotar import zstd_stream
+
+    chunks = [b"tar bytes " * 1000, b"", b"more"]
+    first = b"".join(zstd_stream(chunks))
+    assert first == b"".join(zstd_stream(chunks))
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(first) == b"".join(chunks)

@@ -194,6 +194,7 @@ def test_same_requirements_from_any_source_give_the_same_id(tmp_path: Path) -> N
         {"base_image_digest": "sha256:" + "b" * 64},
         {"builder_version": "999"},
         {"cache_name": "team-a"},
+        {"compression": "zstd"},
     ],
 )
 def test_spec_id_depends_on_every_field(change: dict) -> None:

@@ -176,7 +176,7 @@ def test_cached_layer_is_reused_without_rebuilding(
     assert (built.reused, again.reused) == (False, True)
     assert again == BuiltLayer(**{**built.__dict__, "reused": True})
     assert again.path.stat().st_mtime_ns == stamp
-    assert [p.name for p in (tmp_path / "layers").iterdir()] == [built.key]
+    assert [p.name for p in (tmp_path / "layers" / "gzip").iterdir()] == [built.key]
 
 
 def test_layer_key_depends_on_prefix_and_python(

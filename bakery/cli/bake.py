@@ -54,6 +54,9 @@ def bake(
     ] = None,
     cache_name: Annotated[str | None, typer.Option(help="Namespace for the image cache.")] = None,
     force: Annotated[bool, typer.Option(help="Rebake even if the image exists.")] = False,
+    compression: Annotated[
+        str, typer.Option(help="Layer compression: gzip (default) or zstd.")
+    ] = "gzip",
     as_json: Annotated[bool, typer.Option("--json", help="Print {image, python_path}.")] = False,
 ) -> None:
     """Bake dependencies into a layered OCI image; print its reference and python path."""
@@ -71,6 +74,7 @@ def bake(
                 registry=registry,
                 target=target,
                 force=force,
+                compression=compression,
                 progress=progress,
             )
     except ImageBakingException as error:

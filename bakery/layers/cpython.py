@@ -17,7 +17,7 @@ from bakery.base.model import PythonInfo
 from bakery.errors import ImageBakingException
 from bakery.layers.cache import cached_layer, store_layer
 from bakery.layers.model import BuiltLayer
-from bakery.layers.tarball import LayerEntry, LayerFile, LayerSymlink, write_layer
+from bakery.layers.tarball import Compression, LayerEntry, LayerFile, LayerSymlink
 from bakery.lock import ARCHITECTURES, uv_binary
 
 PREFIX = "/opt/bakery/python"
@@ -68,20 +68,20 @@ def _layer_files(install: Path) -> dict[str, LayerEntry]:
     return files
 
 
-def build_cpython_layer(version: str, platform: str, cache: Path) -> tuple[BuiltLayer, PythonInfo]:
+def build_cpython_layer(
+    version: str, platform: str, cache: Path, compression: Compression = "gzip"
+) -> tuple[BuiltLayer, PythonInfo]:
     """The managed CPython layer for `version` on `platform`, and the interpreter it holds."""
     python = PythonInfo(version, f"{PREFIX}/bin/python{version}")
     fields = f"{CPYTHON_LAYER_FORMAT} {version} {platform} {python_source()}"
     key = blake3.blake3(fields.encode()).hexdigest()
-    if (layer := cached_layer(cache, key)) is not None:
+    if (layer := cached_layer(cache, key, compression)) is not None:
         return layer, python
     scratch = Path(tempfile.mkdtemp(prefix="bakery-cpython-"))
     try:
         files = _layer_files(_download(version, platform, scratch))
         try:
-            layer = store_layer(
-                cache, key, f"cpython {version}", lambda out: write_layer(files, out)
-            )
+            layer = store_layer(cache, key, f"cpython {version}", files, compression)
         finally:
             for file in files.values():
                 if isinstance(file, LayerFile):

@@ -16,7 +16,7 @@ import blake3
 from bakery.base.model import PythonInfo
 from bakery.layers.cache import cached_layer, store_layer
 from bakery.layers.model import BuiltLayer
-from bakery.layers.tarball import LayerEntry, LayerFile, LayerSymlink, write_layer
+from bakery.layers.tarball import Compression, LayerEntry, LayerFile, LayerSymlink
 
 ENV_LAYER_FORMAT = 1
 
@@ -38,11 +38,13 @@ def _files(prefix: str, python: PythonInfo) -> dict[str, LayerEntry]:
     return files
 
 
-def build_env_layer(cache: Path, prefix: str, python: PythonInfo) -> BuiltLayer:
+def build_env_layer(
+    cache: Path, prefix: str, python: PythonInfo, compression: Compression = "gzip"
+) -> BuiltLayer:
     """The (cached) environment layer for `prefix` on top of interpreter `python`."""
     fields = [ENV_LAYER_FORMAT, prefix, python.version, python.executable]
     key = blake3.blake3(json.dumps(fields).encode()).hexdigest()
-    if (layer := cached_layer(cache, key)) is not None:
+    if (layer := cached_layer(cache, key, compression)) is not None:
         return layer
     files = _files(prefix, python)
-    return store_layer(cache, key, "environment", lambda out: write_layer(files, out))
+    return store_layer(cache, key, "environment", files, compression)

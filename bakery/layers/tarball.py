@@ -1,18 +1,23 @@
-"""A set of files at in-image paths -> one deterministic gzipped tar layer.
+"""A set of files at in-image paths -> one deterministic compressed tar layer.
 
 Bytes depend only on the files: entries are sorted, every parent directory gets its own
 entry (0755), and header fields (mtime, uid, gid, owner names) are fixed by `reprotar`. The
-layer is one gzip member (streamed through `reprotar.gzip_members`): a package's layer is
+layer is one gzip member (`reprotar.gzip_members`) or one zstd frame: a package's layer is
 cached and reused whole, so a member per entry would cost ratio without enabling any reuse.
 """
 
 import hashlib
-from collections.abc import Iterator, Mapping
+import tarfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from posixpath import dirname
-from typing import BinaryIO
+from typing import BinaryIO, Literal
+
+import zstandard
 
 from bakery.errors import ImageBakingException
+from bakery.oci.model import OCI_LAYER_GZIP, OCI_LAYER_ZSTD
 from reprotar import (
     END_OF_ARCHIVE,
     directory_header,
@@ -20,6 +25,7 @@ from reprotar import (
     gzip_members,
     padding,
     symlink_header,
+    zstd_stream,
 )
 
 _CHUNK = 1 << 20
@@ -66,12 +72,24 @@ class _Counted:
 
 LayerEntry = LayerFile | LayerSymlink
 
+Compression = Literal["gzip", "zstd"]
+COMPRESSIONS: tuple[Compression, ...] = ("gzip", "zstd")
+MEDIA_TYPES: dict[Compression, str] = {"gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}
+"""gzip is the default: Docker 20.10 cannot pull zstd layers; zstd is smaller and faster."""
 
-def write_layer(files: Mapping[str, LayerEntry], out: BinaryIO) -> TarDigests:
-    """Write `files` (keys: '/'-separated paths relative to `/`) as a tar.gz layer to `out`."""
+_COMPRESSORS: dict[Compression, Callable[[Iterable[bytes]], Iterator[bytes]]] = {
+    "gzip": gzip_members,
+    "zstd": zstd_stream,
+}
+
+
+def write_layer(
+    files: Mapping[str, LayerEntry], out: BinaryIO, compression: Compression = "gzip"
+) -> TarDigests:
+    """Write `files` (keys: '/'-separated paths relative to `/`) as a compressed tar layer."""
     tar = _Counted()
     blob = _Counted()
-    for piece in gzip_members(tar.see(chunk) for chunk in _tar_chunks(files)):
+    for piece in _COMPRESSORS[compression](tar.see(chunk) for chunk in _tar_chunks(files)):
         out.write(blob.see(piece))
     return TarDigests(
         sha256=blob.hash.hexdigest(),
@@ -79,6 +97,18 @@ def write_layer(files: Mapping[str, LayerEntry], out: BinaryIO) -> TarDigests:
         diff_sha256=tar.hash.hexdigest(),
         uncompressed_size=tar.size,
     )
+
+
+def read_layer(path: Path, media_type: str) -> Iterator[tuple[tarfile.TarInfo, bytes | None]]:
+    """Each entry of a layer blob (gzip or zstd) with the data of regular files."""
+    with path.open("rb") as raw:
+        stream = (
+            zstandard.ZstdDecompressor().stream_reader(raw) if media_type == OCI_LAYER_ZSTD else raw
+        )
+        with tarfile.open(fileobj=stream, mode="r|*") as archive:
+            for member in archive:
+                data = archive.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
+                yield member, data
 
 
 def _tar_chunks(files: Mapping[str, LayerEntry]) -> Iterator[bytes]:

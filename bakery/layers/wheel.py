@@ -28,7 +28,7 @@ from installer.utils import Scheme, copyfileobj_with_hashing
 from bakery.errors import ImageBakingException
 from bakery.layers.cache import cached_layer, store_layer
 from bakery.layers.model import BuiltLayer
-from bakery.layers.tarball import LayerFile, write_layer
+from bakery.layers.tarball import Compression, LayerFile
 from bakery.spec import python_tag
 
 DEFAULT_PREFIX = "/opt/bakery/env"
@@ -60,6 +60,7 @@ def build_wheel_layer(
     python: str,
     cache: Path,
     prefix: str = DEFAULT_PREFIX,
+    compression: Compression = "gzip",
 ) -> BuiltLayer:
     """The layer of the wheel at `wheel` for target Python `python` (e.g. "3.11").
 
@@ -67,11 +68,11 @@ def build_wheel_layer(
     `sha256` its verified digest. Reused from `cache` when built before, else built there.
     """
     key = wheel_layer_key(sha256, prefix, python)
-    if (layer := cached_layer(cache, key)) is not None:
+    if (layer := cached_layer(cache, key, compression)) is not None:
         return layer
     files = stage_wheel(wheel, filename=filename, python=python, prefix=prefix)
     try:
-        return store_layer(cache, key, filename, lambda out: write_layer(files, out))
+        return store_layer(cache, key, filename, files, compression)
     finally:
         for file in files.values():
             file.content.close()
