@@ -55,6 +55,11 @@ class IgnoreRules:
             added.append(_RuleFile.parse(base, lines.splitlines(), base + name))
         return IgnoreRules(self.files + tuple(added)) if added else self
 
+    @property
+    def rules_files(self) -> bool:
+        """Whether any pattern in force can match a file (not only directories)."""
+        return any(rule_file.for_files is not None for rule_file in self.files)
+
     def ignores(self, relative: str, is_dir: bool) -> bool:
         """Whether the path `relative` (to the src root) is excluded."""
         for rule_file in reversed(self.files):

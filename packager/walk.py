@@ -58,12 +58,17 @@ def walk_root(
     while stack:
         directory, relative, rules, ancestors = stack.pop()
         rules = rules.entering(directory, relative)
+        files_ruled = rules.rules_files
         report.ignore_files.update(rules.describe())
         try:
             entries = list(os.scandir(directory))
         except OSError as error:
             raise CodePackagingException(f"cannot read directory {directory}: {error}") from None
         for entry in entries:
+            # d_type is free: a plain file with the wrong suffix needs no stat at all.
+            if not entry.name.endswith(suffix_tuple) and entry.is_file(follow_symlinks=False):
+                report.skipped += 1
+                continue
             child_relative = f"{relative}/{entry.name}" if relative else entry.name
             try:
                 st = os.stat(entry.path)  # follows links
@@ -78,8 +83,8 @@ def walk_root(
             if not is_dir and not stat.S_ISREG(st.st_mode):
                 warn(f"skipping {root / child_relative}: not a regular file or directory")
                 continue
-            if (not is_dir and not entry.name.endswith(suffix_tuple)) or rules.ignores(
-                child_relative, is_dir
+            if (not is_dir and not entry.name.endswith(suffix_tuple)) or (
+                (is_dir or files_ruled) and rules.ignores(child_relative, is_dir)
             ):
                 report.skipped += 1
                 continue
@@ -99,11 +104,11 @@ def walk_root(
                 stack.append((Path(target), child_relative, rules, ancestors | {identity}))
                 continue
             yield SourceFile(
-                relative=child_relative,
-                path=target,
-                size=st.st_size,
-                executable=bool(st.st_mode & stat.S_IXUSR),
-                mtime_ns=st.st_mtime_ns,
-                ctime_ns=st.st_ctime_ns,
-                inode=st.st_ino,
+                child_relative,
+                target,
+                st.st_size,
+                bool(st.st_mode & stat.S_IXUSR),
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+                st.st_ino,
             )
