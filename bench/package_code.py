@@ -163,7 +163,7 @@ def main() -> None:
     large_mb = sum(p.stat().st_size for p in large.rglob("*") if p.is_file()) / 1e6
     rows = bench_tree(f"{args.small_files} files, {small_mb:.0f} MB", small, WORK / "scratch-small")
     rows += bench_tree(f"5 files, {large_mb:.0f} MB", large, WORK / "scratch-large")
-    headers = ["tree", "figure", "bakery", "metaflow-style", "tar -czf | sha256sum",
+    headers = ["tree", "figure", "bakery", "metaflow-style", "tar -czf \\| sha256sum",
                "metaflow / bakery", "tar / bakery"]  # fmt: skip
     update_section(
         "package_code",
