@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from bakery import config
 from bakery.artifacts import fetch_artifacts
 from bakery.base.default import ensure_default_base
-from bakery.base.load import load_base
+from bakery.base.load import fetch_base_layers, load_base
 from bakery.base.model import BaseImage, PythonInfo
 from bakery.base.pin import BasePins
 from bakery.base.source import parse_base
@@ -95,10 +95,17 @@ def bake_image(
     base_digest = pins.pin(base_reference, platform=platform, ttl=config.base_tag_ttl())
     pinned_reference = parse_base(base_reference).pinned(base_digest)
 
+    # Publishing to the base's own registry mounts its layers: their bytes are never needed.
+    base_source = parse_base(pinned_reference).registry
+    mounts_base = (
+        isinstance(publisher, RegistryPublisher)
+        and base_source is not None
+        and base_source.registry == publisher.ref.registry
+    )
     base: BaseImage | None = None
     base_python = pins.python(base_digest, platform)
     if base_python is None:
-        base = _load(pinned_reference, blobs, platform, reporter)
+        base = _load(pinned_reference, blobs, platform, reporter, fetch_layers=not mounts_base)
         base_python = base.python
         pins.remember_python(base_digest, platform, base_python)
 
@@ -113,7 +120,7 @@ def bake_image(
         reporter.info(f"Found baked image {found.reference} for spec {spec.spec_id[:12]}")
         return BakedImage(found.reference, python_path)
 
-    base = base or _load(pinned_reference, blobs, platform, reporter)
+    base = base or _load(pinned_reference, blobs, platform, reporter, fetch_layers=not mounts_base)
     reporter.info(
         f"Resolving {len(spec.requirements)} requirement(s) for {platform}, Python {spec.python}"
     )
@@ -122,7 +129,7 @@ def bake_image(
     image = assemble(
         base, layers, prefix=config.ENV_PREFIX, spec_id=spec.spec_id, lock=locked, blobs=blobs
     )
-    reference = _publish(publisher, image, tag, base, uploads, reporter)
+    reference = _publish(publisher, image, tag, base, blobs, uploads, reporter)
     reporter.info(f"Baked {reference}")
     return BakedImage(reference, python_path)
 
@@ -138,9 +145,11 @@ def _target_python(requested: str | None, base_python: PythonInfo | None, base: 
     return base_python.version
 
 
-def _load(reference: str, blobs: BlobCache, platform: str, reporter: Reporter) -> BaseImage:
+def _load(
+    reference: str, blobs: BlobCache, platform: str, reporter: Reporter, *, fetch_layers: bool
+) -> BaseImage:
     reporter.info(f"Loading base image {reference}")
-    return load_base(reference, blobs, platform=platform)
+    return load_base(reference, blobs, platform=platform, fetch_layers=fetch_layers)
 
 
 def _build_layers(
@@ -215,6 +224,7 @@ def _publish(
     image: Image,
     tag: str,
     base: BaseImage,
+    blobs: BlobCache,
     uploads: _UploadMeter,
     reporter: Reporter,
 ) -> str:
@@ -222,13 +232,16 @@ def _publish(
     lives on the same registry."""
     reporter.info(f"Publishing {len(image.layers)} layers as {tag}")
     if not isinstance(publisher, RegistryPublisher):
+        fetch_base_layers(base, blobs)
         return publisher.publish(image, tag)
     uploads.expect(image)
     source = base.repository
     mount_from = None
     if source is not None and source.registry == publisher.ref.registry:
         mount_from = {layer.digest: source.repository for layer in base.layers}
-    result = publisher.publish(image, tag, mount_from=mount_from)
+    result = publisher.publish(
+        image, tag, mount_from=mount_from, fetch=lambda _blob: fetch_base_layers(base, blobs)
+    )
     stats = publisher.stats
     reporter.info(
         f"Uploaded {stats.uploaded} blob(s) ({stats.uploaded_bytes / 1e6:.1f} MB), "

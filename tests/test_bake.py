@@ -210,3 +210,16 @@ def test_cli_bake_and_inspect(bake_env):
     bad = runner.invoke(app, ["bake", "--pypi", "six", "--pyproject", "x.toml"])
     assert bad.exit_code == 1
     assert "exactly one of" in bad.output and "Traceback" not in bad.output
+
+
+def test_base_layers_are_mounted_not_downloaded_then_fetched_when_needed(bake_env, registry):
+    target, repo = registry_repo(registry)
+    base_blobs = bake_env / "cache" / "bake" / "blobs" / "blobs" / "sha256"
+    baked = bake_image(pypi={"six": ""}, registry=target)
+    base_layer = layer_digests(baked.image)[0]
+    assert not (base_blobs / base_layer.removeprefix("sha256:")).exists()
+    assert registry.mounts(repo) == 1
+
+    local = bake_image(pypi={"six": ""}, target="layout")  # the layout needs the bytes
+    assert (base_blobs / base_layer.removeprefix("sha256:")).exists()
+    assert layer_digests(local.image)[0] == base_layer

@@ -233,3 +233,21 @@ def test_daemon_refusal_and_absence_are_typed_errors(
     nowhere = DockerEngine(f"unix://{tmp_path}/no-such.sock")
     with pytest.raises(DaemonError, match=r"is unreachable.*is dockerd running"):
         DaemonPublisher(engine=nowhere, state_dir=tmp_path).publish(one, "spec-1")
+
+
+def test_registry_publisher_fetches_a_blob_known_only_by_descriptor(
+    registry, fresh_repo, make_image, tmp_path
+):
+    image = make_image("fetched late\n")
+    layer = image.layers[0]
+    kept = tmp_path / "kept"
+    layer.path.rename(kept)
+    fetched = []
+
+    def fetch(blob):
+        fetched.append(blob.digest)
+        kept.rename(blob.path)
+
+    reference = RegistryPublisher(fresh_repo).publish(image, "late", fetch=fetch)
+    assert fetched == [layer.digest]
+    assert reference.endswith(image.digest)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bakery.base.model import BaseImage
-from bakery.base.python import detect_python
+from bakery.base.python import VERSION_LABEL, detect_python
 from bakery.base.source import parse_base
 from bakery.oci.cache import BlobCache
 from bakery.oci.errors import LayoutError, OciError
@@ -28,6 +28,7 @@ from bakery.oci.model import (
     MANIFEST_TYPES,
     OCI_LAYER_GZIP,
     REF_NAME_ANNOTATION,
+    Layer,
     Manifest,
     platform_matches,
     sha256_digest,
@@ -42,8 +43,19 @@ _OCI_LAYER_TYPE = {
 _CHUNK = 1 << 20
 
 
-def load_base(reference: str, cache: BlobCache, *, platform: str = DEFAULT_PLATFORM) -> BaseImage:
-    """The base image `reference` for `platform`, its config and layers in `cache`."""
+def load_base(
+    reference: str,
+    cache: BlobCache,
+    *,
+    platform: str = DEFAULT_PLATFORM,
+    fetch_layers: bool = True,
+) -> BaseImage:
+    """The base image `reference` for `platform`, its config and layers in `cache`.
+
+    With `fetch_layers=False` a registry base's layers are only described, not downloaded
+    (unless its Python must be found by scanning them): a bake that publishes to the same
+    registry mounts them there and never needs their bytes. `fetch_base_layers` gets them
+    later if it does."""
     source = parse_base(reference)
     if source.layout is not None:
         return _LayoutSource(
@@ -56,12 +68,27 @@ def load_base(reference: str, cache: BlobCache, *, platform: str = DEFAULT_PLATF
         _check_manifest(manifest, str(ref))
         config_digest = manifest.json["config"]["digest"]
         client.get_blob(config_digest)
-        for descriptor in manifest.json["layers"]:
-            client.get_blob(descriptor["digest"])
+        labels = (json.loads(cache.path(config_digest).read_bytes()).get("config") or {}).get(
+            "Labels"
+        ) or {}
+        if fetch_layers or VERSION_LABEL not in labels:
+            for descriptor in manifest.json["layers"]:
+                client.get_blob(descriptor["digest"])
     pinned = ref.with_digest(manifest.digest)
     return _assemble(
         str(pinned), manifest, cache, platform, Reference(ref.registry, ref.repository)
     )
+
+
+def fetch_base_layers(base: BaseImage, cache: BlobCache) -> None:
+    """Download the layers of a registry base that `load_base` only described."""
+    missing = [layer for layer in base.layers if not cache.has(layer.digest)]
+    if not missing:
+        return
+    assert base.repository is not None  # layout bases are always copied in full
+    with RegistryClient(base.repository, cache=cache) as client:
+        for layer in missing:
+            client.get_blob(layer.digest)
 
 
 def layout_digest(directory: Path, tag: str | None) -> str:
@@ -193,7 +220,13 @@ def _assemble(
             f"{len(diff_ids)} diff_ids in its config"
         )
     layers = tuple(
-        cache.layer(d["digest"], _oci_media_type(d["mediaType"], reference), diff_id)
+        Layer(
+            d["digest"],
+            d["size"],
+            _oci_media_type(d["mediaType"], reference),
+            cache.path(d["digest"]),
+            diff_id,
+        )
         for d, diff_id in zip(descriptors, diff_ids, strict=True)
     )
     return BaseImage(

@@ -58,12 +58,19 @@ class RegistryPublisher:
         self.close()
 
     def publish(
-        self, image: Image, tag: str, *, mount_from: Mapping[str, str] | None = None
+        self,
+        image: Image,
+        tag: str,
+        *,
+        mount_from: Mapping[str, str] | None = None,
+        fetch: Callable[[Blob], None] | None = None,
     ) -> str:
         """Push `image` and tag it; `mount_from` maps a blob digest to a repository of the
-        same registry known to hold it, so the registry links it instead of receiving it."""
+        same registry known to hold it, so the registry links it instead of receiving it.
+        A blob whose file is not local (known only by descriptor) is obtained with `fetch`
+        in the rare case that it must be uploaded after all."""
         for blob in image.blobs():
-            self._push_blob(blob, (mount_from or {}).get(blob.digest))
+            self._push_blob(blob, (mount_from or {}).get(blob.digest), fetch)
         manifest = image.manifest
         self.client.put_manifest(manifest.digest, manifest.data, manifest.media_type)
         self._on_step("manifest", manifest.digest)
@@ -71,7 +78,9 @@ class RegistryPublisher:
         self._on_step("tagged", manifest.digest)
         return str(self.ref.with_digest(manifest.digest))
 
-    def _push_blob(self, blob: Blob, source_repo: str | None) -> None:
+    def _push_blob(
+        self, blob: Blob, source_repo: str | None, fetch: Callable[[Blob], None] | None
+    ) -> None:
         if self.client.blob_exists(blob.digest):
             self.stats.skipped += 1
             self._on_step("skipped", blob.digest)
@@ -79,6 +88,8 @@ class RegistryPublisher:
             self.stats.mounted += 1
             self._on_step("mounted", blob.digest)
         else:
+            if fetch is not None and not blob.path.exists():
+                fetch(blob)
             self.client.upload_blob(blob)
             self.stats.uploaded += 1
             self.stats.uploaded_bytes += blob.size
