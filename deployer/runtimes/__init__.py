@@ -1,0 +1,1 @@
+"""Runtimes the deployer hands an app to: one package per engine."""

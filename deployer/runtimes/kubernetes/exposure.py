@@ -1,0 +1,151 @@
+"""How an app is reached: a Service inside the cluster, an Ingress (with auth) from outside.
+
+Auth is enforced by ingress-nginx, not by code of ours: an API-auth app gets HTTP basic auth
+against a Secret holding a salted-SHA1 htpasswd line of a random token (nginx's `{SSHA}`
+scheme; a 256-bit token makes the fast hash safe), and `Browser` auth is ingress-nginx's
+external auth (e.g. oauth2-proxy). Other controllers ignore these annotations, so auth needs
+an ingress-nginx class. The in-cluster URL needs no auth, as in the reference API.
+"""
+
+import base64
+import hashlib
+from typing import Any
+
+from deployer.runtimes.kubernetes.errors import KubernetesSpecError
+from deployer.runtimes.kubernetes.labels import selector_labels
+from deployer.runtimes.kubernetes.spec import ClusterSettings, KubernetesAppSpec
+from deployer.runtimes.kubernetes.workload import PORT_NAME, metadata
+
+API_USER = "bakery"
+NGINX = "nginx.ingress.kubernetes.io/"
+
+
+def auth_secret_name(name: str) -> str:
+    return f"{name}-api-auth"
+
+
+def api_auth_headers(token: str) -> dict[str, str]:
+    """What `DeployedApp.auth()` returns for an API-auth app on Kubernetes."""
+    credentials = base64.b64encode(f"{API_USER}:{token}".encode()).decode()
+    return {"Authorization": f"Basic {credentials}"}
+
+
+def host(spec: KubernetesAppSpec, cluster: ClusterSettings) -> str:
+    if cluster.domain is None:
+        raise KubernetesSpecError(
+            f"app {spec.name} is reachable from outside the cluster ({spec.exposure}), which "
+            "needs a domain for its host name: set the cluster's domain"
+        )
+    return f"{spec.name}.{spec.namespace}.{cluster.domain}"
+
+
+def exposed(spec: KubernetesAppSpec, ingress_class: str | None) -> bool:
+    """Whether the app gets an Ingress: it asks to be reachable and the cluster has a class."""
+    return ingress_class is not None and spec.exposure != "internal"
+
+
+def public_url(
+    spec: KubernetesAppSpec, *, ingress_class: str | None, cluster: ClusterSettings
+) -> str:
+    """The Ingress URL, or the in-cluster one for an app not exposed outside."""
+    if not exposed(spec, ingress_class):
+        return internal_url(spec)
+    scheme = "https" if cluster.tls_secret else "http"
+    return f"{scheme}://{host(spec, cluster)}/"
+
+
+def internal_url(spec: KubernetesAppSpec) -> str:
+    return f"http://{spec.name}.{spec.namespace}.svc.cluster.local/"
+
+
+def service(spec: KubernetesAppSpec) -> dict[str, Any]:
+    """Port 80 to the named container port; it spans versions, so a rollout keeps serving."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(spec),
+        "spec": {
+            "ports": [{"name": PORT_NAME, "port": 80, "protocol": "TCP", "targetPort": PORT_NAME}],
+            "selector": selector_labels(spec.name),
+            "type": "ClusterIP",
+        },
+    }
+
+
+def ingress(
+    spec: KubernetesAppSpec, ingress_class: str, cluster: ClusterSettings
+) -> dict[str, Any]:
+    app_host = host(spec, cluster)
+    ingress_spec: dict[str, Any] = {
+        "ingressClassName": ingress_class,
+        "rules": [
+            {
+                "host": app_host,
+                "http": {
+                    "paths": [
+                        {
+                            "backend": {
+                                "service": {"name": spec.name, "port": {"name": PORT_NAME}}
+                            },
+                            "path": "/",
+                            "pathType": "Prefix",
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    if cluster.tls_secret:
+        ingress_spec["tls"] = [{"hosts": [app_host], "secretName": cluster.tls_secret}]
+    meta = metadata(spec)
+    annotations = _auth_annotations(spec, cluster)
+    if annotations:
+        meta["annotations"] = annotations
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": meta,
+        "spec": ingress_spec,
+    }
+
+
+def auth_secret(spec: KubernetesAppSpec, token: str) -> dict[str, Any]:
+    """The htpasswd line ingress-nginx checks, and the token itself for `auth()` to read back.
+
+    The salt is derived from the app's identity, so re-rendering is byte-for-byte stable.
+    """
+    salt = hashlib.sha256(f"{spec.namespace}/{spec.name}".encode()).digest()[:8]
+    digest = hashlib.sha1(token.encode() + salt).digest()
+    line = f"{API_USER}:{{SSHA}}{base64.b64encode(digest + salt).decode()}\n"
+    return {
+        "apiVersion": "v1",
+        "data": {"auth": _b64(line), "token": _b64(token)},
+        "kind": "Secret",
+        "metadata": metadata(spec, auth_secret_name(spec.name)),
+        "type": "Opaque",
+    }
+
+
+def _auth_annotations(spec: KubernetesAppSpec, cluster: ClusterSettings) -> dict[str, str]:
+    if spec.exposure == "API":
+        return {
+            f"{NGINX}auth-realm": f"bakery app {spec.name}",
+            f"{NGINX}auth-secret": auth_secret_name(spec.name),
+            f"{NGINX}auth-type": "basic",
+        }
+    if spec.exposure == "Browser":
+        if not (cluster.browser_auth_url and cluster.browser_auth_signin):
+            raise KubernetesSpecError(
+                f"app {spec.name} asks for Browser auth, but this cluster has no browser login "
+                "configured (browser_auth_url and browser_auth_signin, e.g. oauth2-proxy); "
+                "use auth type API or make the app public"
+            )
+        return {
+            f"{NGINX}auth-signin": cluster.browser_auth_signin,
+            f"{NGINX}auth-url": cluster.browser_auth_url,
+        }
+    return {}
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()

@@ -1,0 +1,15 @@
+"""Label keys shared by the renderer (which writes them) and the pod-state reader."""
+
+NAME_LABEL = "app.kubernetes.io/name"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGER = "bakery"
+VERSION_LABEL = "bakery.dev/version"
+"""On every pod, so a worker's version is known without looking up its ReplicaSet."""
+
+APP_CONTAINER = "app"
+FETCH_CONTAINER = "fetch-code"
+
+
+def selector_labels(name: str) -> dict[str, str]:
+    """Labels that pick an app's pods across versions (a Deployment's selector is immutable)."""
+    return {NAME_LABEL: name, MANAGED_BY_LABEL: MANAGER}
