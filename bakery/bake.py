@@ -16,7 +16,7 @@ from bakery.base.default import ensure_default_base
 from bakery.base.load import fetch_base_layers, load_base
 from bakery.base.model import BaseImage, PythonInfo
 from bakery.base.pin import BasePins
-from bakery.base.source import parse_base
+from bakery.base.source import BaseSource, parse_base
 from bakery.errors import ImageBakingException
 from bakery.image import assemble
 from bakery.layers import build_wheel_layer
@@ -93,19 +93,14 @@ def bake_image(
         base_reference = ensure_default_base(blobs, platform, reporter)
     pins = BasePins(cache)
     base_digest = pins.pin(base_reference, platform=platform, ttl=config.base_tag_ttl())
-    pinned_reference = parse_base(base_reference).pinned(base_digest)
-
-    # Publishing to the base's own registry mounts its layers: their bytes are never needed.
-    base_source = parse_base(pinned_reference).registry
-    mounts_base = (
-        isinstance(publisher, RegistryPublisher)
-        and base_source is not None
-        and base_source.registry == publisher.ref.registry
-    )
+    base_source = parse_base(base_reference)
+    pinned_reference = base_source.pinned(base_digest)
+    mount_repository = _mount_repository(publisher, base_source)
+    fetch_layers = mount_repository is None
     base: BaseImage | None = None
     base_python = pins.python(base_digest, platform)
     if base_python is None:
-        base = _load(pinned_reference, blobs, platform, reporter, fetch_layers=not mounts_base)
+        base = _load(pinned_reference, blobs, platform, reporter, fetch_layers=fetch_layers)
         base_python = base.python
         pins.remember_python(base_digest, platform, base_python)
 
@@ -120,7 +115,7 @@ def bake_image(
         reporter.info(f"Found baked image {found.reference} for spec {spec.spec_id[:12]}")
         return BakedImage(found.reference, python_path)
 
-    base = base or _load(pinned_reference, blobs, platform, reporter, fetch_layers=not mounts_base)
+    base = base or _load(pinned_reference, blobs, platform, reporter, fetch_layers=fetch_layers)
     reporter.info(
         f"Resolving {len(spec.requirements)} requirement(s) for {platform}, Python {spec.python}"
     )
@@ -129,9 +124,21 @@ def bake_image(
     image = assemble(
         base, layers, prefix=config.ENV_PREFIX, spec_id=spec.spec_id, lock=locked, blobs=blobs
     )
-    reference = _publish(publisher, image, tag, base, blobs, uploads, reporter)
+    reference = _publish(publisher, image, tag, base, mount_repository, blobs, uploads, reporter)
     reporter.info(f"Baked {reference}")
     return BakedImage(reference, python_path)
+
+
+def _mount_repository(publisher: Publisher, base: BaseSource) -> str | None:
+    """The base's repository when publishing to the registry that holds it: the push mounts
+    its layers there, so their bytes are never needed locally."""
+    if (
+        isinstance(publisher, RegistryPublisher)
+        and base.registry is not None
+        and base.registry.registry == publisher.ref.registry
+    ):
+        return base.registry.repository
+    return None
 
 
 def _target_python(requested: str | None, base_python: PythonInfo | None, base: str) -> str:
@@ -224,21 +231,20 @@ def _publish(
     image: Image,
     tag: str,
     base: BaseImage,
+    mount_repository: str | None,
     blobs: BlobCache,
     uploads: _UploadMeter,
     reporter: Reporter,
 ) -> str:
-    """Publish; on a registry, base blobs are mounted from the base's repository when it
-    lives on the same registry."""
+    """Publish; base layers are mounted from `mount_repository` when there is one."""
     reporter.info(f"Publishing {len(image.layers)} layers as {tag}")
     if not isinstance(publisher, RegistryPublisher):
         fetch_base_layers(base, blobs)
         return publisher.publish(image, tag)
     uploads.expect(image)
-    source = base.repository
     mount_from = None
-    if source is not None and source.registry == publisher.ref.registry:
-        mount_from = {layer.digest: source.repository for layer in base.layers}
+    if mount_repository is not None:
+        mount_from = dict.fromkeys((layer.digest for layer in base.layers), mount_repository)
     result = publisher.publish(
         image, tag, mount_from=mount_from, fetch=lambda _blob: fetch_base_layers(base, blobs)
     )
