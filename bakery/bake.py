@@ -215,15 +215,15 @@ class _UploadMeter:
     def __init__(self, reporter: Reporter):
         self._reporter = reporter
         self._sizes: dict[str, int] = {}
-        self._done = 0
+        self._add: Callable[[int], None] = lambda _bytes: None
 
     def expect(self, image: Image) -> None:
         self._sizes = {blob.digest: blob.size for blob in image.blobs()}
+        self._add = self._reporter.meter("upload", sum(self._sizes.values()))
 
     def on_step(self, _step: str, digest: str) -> None:
         if digest in self._sizes:
-            self._done += self._sizes[digest]
-            self._reporter.advance("upload", self._done, sum(self._sizes.values()))
+            self._add(self._sizes[digest])
 
 
 def _publish(

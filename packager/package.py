@@ -122,13 +122,7 @@ def package_code(
         f"Found {file_count} files ({total_bytes / 1e6:.1f} MB) in {len(roots)} src path(s)"
     )
 
-    hashed = 0
-
-    def on_hashed(size: int) -> None:
-        nonlocal hashed
-        hashed += size
-        reporter.advance("hash", hashed, total_bytes)
-
+    on_hashed = reporter.meter("hash", total_bytes)
     workdir = cache_root / "packages" / _cache_name(roots)
     workdir.mkdir(parents=True, exist_ok=True)
     spool = MemberSpool(workdir / f".spool-{uuid.uuid4().hex}.members")
@@ -170,14 +164,7 @@ def _build(entries: list[Entry], key: str, workdir: Path, spool: Path, reporter:
     target = workdir / f"{key}.tar.gz"
     older = sorted(workdir.glob("*.tar.gz"), key=lambda path: path.stat().st_mtime_ns)
     temporary = workdir / f".{uuid.uuid4().hex}.tar.gz"
-    total = sum(entry.size for entry in entries)
-    written = 0
-
-    def on_bytes(size: int) -> None:
-        nonlocal written
-        written += size
-        reporter.advance("tar", written, total)
-
+    on_bytes = reporter.meter("tar", sum(entry.size for entry in entries))
     try:
         reused, compressed = write_tarball(entries, temporary, [*older[-1:], spool], on_bytes)
         os.replace(index_path(temporary), index_path(target))

@@ -32,3 +32,14 @@ class Reporter:
     def advance(self, stage: str, done: int, total: int) -> None:
         if self.progress:
             self.progress(stage, done, total)
+
+    def meter(self, stage: str, total: int) -> Callable[[int], None]:
+        """A callback that adds its argument to `stage`'s running total and reports it."""
+        done = 0
+
+        def add(amount: int) -> None:
+            nonlocal done
+            done += amount
+            self.advance(stage, done, total)
+
+        return add
