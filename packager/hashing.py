@@ -14,6 +14,7 @@ from pathlib import Path
 import blake3
 
 from packager.walk import SourceFile
+from stagekit.files import write_atomic
 
 KEY_FORMAT = b"bakery-code-package/v1\n"
 """Bumped whenever the key's inputs change, so old and new keys never collide."""
@@ -66,10 +67,7 @@ class StatCache:
         """Write atomically; concurrent writers race harmlessly (last one wins)."""
         if not self._dirty:
             return
-        self._file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self._file.with_name(f"{self._file.name}.{os.getpid()}.tmp")
-        temporary.write_bytes(marshal.dumps((_CACHE_FORMAT, self._entries)))
-        os.replace(temporary, self._file)
+        write_atomic(self._file, marshal.dumps((_CACHE_FORMAT, self._entries)))
         self._dirty = False
 
 

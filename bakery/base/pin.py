@@ -7,7 +7,6 @@ moving tag such as `python:3.12-slim` is still picked up again later.
 """
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from bakery.base.load import layout_digest
 from bakery.base.model import PythonInfo
 from bakery.base.source import BaseSource, parse_base
 from bakery.oci.registry import RegistryClient
+from stagekit.files import write_atomic
 
 
 class BasePins:
@@ -70,7 +70,4 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_json(path: Path, value: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text(json.dumps(value, sort_keys=True))
-    os.replace(temporary, path)
+    write_atomic(path, json.dumps(value, sort_keys=True).encode())

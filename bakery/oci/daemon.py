@@ -23,6 +23,7 @@ import httpx
 from bakery.oci.errors import DaemonError
 from bakery.oci.model import Image, sha256_digest
 from bakery.oci.publish import Found
+from stagekit.files import write_atomic
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 DEFAULT_REPOSITORY = "bakery.local/images"
@@ -116,11 +117,7 @@ class DaemonPublisher:
     def publish(self, image: Image, tag: str) -> str:
         name = f"{self.repository}:{tag}"
         self.engine.load(_docker_archive(image, name))
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        record = self._record(name)
-        tmp = record.with_suffix(".tmp")
-        tmp.write_bytes(image.manifest.data)
-        os.replace(tmp, record)
+        write_atomic(self._record(name), image.manifest.data)
         image_id = self.engine.image_id(name)
         if image_id is None:
             raise DaemonError(

@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 from bakery.oci.errors import LayoutError
 from bakery.oci.model import OCI_INDEX, REF_NAME_ANNOTATION, Blob, Image, canonical_json
 from bakery.oci.publish import Found
+from stagekit.files import atomic_file, write_atomic
 
 LAYOUT_SCHEME = "oci-layout://"
 
@@ -38,13 +38,13 @@ class LayoutPublisher:
         self._blobs.mkdir(parents=True, exist_ok=True)
         marker = self.directory / "oci-layout"
         if not marker.exists():
-            self._write_atomic(marker, canonical_json({"imageLayoutVersion": "1.0.0"}))
+            write_atomic(marker, canonical_json({"imageLayoutVersion": "1.0.0"}))
         for blob in image.blobs():
             self._link_blob(blob)
         manifest = image.manifest
         manifest_path = self._blob_path(manifest.digest)
         if not manifest_path.exists():
-            self._write_atomic(manifest_path, manifest.data)
+            write_atomic(manifest_path, manifest.data)
         entry = {
             "mediaType": manifest.media_type,
             "digest": manifest.digest,
@@ -54,7 +54,7 @@ class LayoutPublisher:
         with self._locked():
             index = self._read_index()
             index["manifests"] = [m for m in index["manifests"] if _tag_of(m) != tag] + [entry]
-            self._write_atomic(self._index, canonical_json(index))
+            write_atomic(self._index, canonical_json(index))
         return self._reference(manifest.digest)
 
     def find(self, tag: str) -> Found | None:
@@ -102,7 +102,7 @@ class LayoutPublisher:
         except FileExistsError:
             return  # another publisher linked it first; same digest, same bytes
         except OSError:  # another filesystem, or links not allowed here
-            with blob.path.open("rb") as source, self._atomic_file(target) as handle:
+            with blob.path.open("rb") as source, atomic_file(target) as handle:
                 shutil.copyfileobj(source, handle, 1 << 20)
 
     def _read_index(self) -> dict[str, Any]:
@@ -124,21 +124,6 @@ class LayoutPublisher:
         with (self.directory / ".index.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
-
-    def _write_atomic(self, path: Path, data: bytes) -> None:
-        with self._atomic_file(path) as handle:
-            handle.write(data)
-
-    @contextmanager
-    def _atomic_file(self, path: Path) -> Iterator[Any]:
-        """A temp file beside `path`, renamed onto it only if writing completed."""
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                yield handle
-            os.replace(name, path)
-        finally:
-            Path(name).unlink(missing_ok=True)
 
 
 def _tag_of(descriptor: dict[str, Any]) -> str | None:
