@@ -1,75 +1,173 @@
-"""`AppDeployer` and `DeployedApp`: the reference API's entry points, on the docker runtime.
+"""`AppDeployer` and `DeployedApp`: the reference API, over any runtime.
 
-This is the first vertical slice: one runtime (docker), containers started and observed
-through the engine, readiness decided by `deployer.readiness`. `public_url` is still the
-first replica's published port; the proxy that fronts all replicas (and enforces API auth)
-comes next, and so do `list_deployments`, `scale_to_zero` and the other runtimes.
+The bookkeeping lives here, once: the app's record (`deployer.records`), the upgrade lock
+(`deployer.upgrades`), readiness (`deployer.readiness`) and the switch of the public URL to
+a new version only once it is ready, so the old version serves until then. Runtimes
+(`deployer.runtimes`) only start, observe, stop and expose workers.
 """
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from deployer.auth import api_auth_headers, new_token
 from deployer.config import AppConfig
-from deployer.exceptions import AppDeploymentException, AppNotFoundException
-from deployer.readiness import wait_until_ready
-from deployer.runtimes.docker.runtime import DockerRuntime, Replica
+from deployer.exceptions import (
+    AppCrashLoopException,
+    AppDeletedDuringDeploymentException,
+    AppDeploymentException,
+    AppNotFoundException,
+    AppReadinessException,
+)
+from deployer.proxy import free_port
+from deployer.readiness import Snapshot, check_condition, wait_until_ready
+from deployer.records import AppRecord, RecordStore, Upgrade
+from deployer.runtimes import default_runtime
+from deployer.runtimes.base import LogLine, Runtime, Worker
+from deployer.upgrades import claim, release, still_ours
 
 _print_to_stderr = functools.partial(print, file=sys.stderr)
+_TOKEN_AUTH = ("API", "BrowserAndApi")
+
+
+def version_of(config: AppConfig) -> str:
+    """A version is the config's content: equal configs deploy the same version."""
+    return config.config_digest[:12]
 
 
 class DeployedApp:
-    """A deployed app as the engine shows it; every property reads the engine afresh."""
+    """A deployed app at one version; every property reads the runtime and record afresh."""
 
-    def __init__(self, runtime: DockerRuntime, name: str, version: str, port: int) -> None:
+    def __init__(self, runtime: Runtime, name: str, version: str | None) -> None:
         self._runtime = runtime
+        self._store = RecordStore(runtime.kind)
         self.name = name
         self.deployed_version = version
-        self.port = port
+
+    def _record(self) -> AppRecord:
+        record = self._store.get(self.name)
+        if record is None:
+            raise AppNotFoundException(self.name)
+        return record
 
     @property
     def id(self) -> str:
-        """On docker an app is identified by its name (the label on every container)."""
-        return self.name
+        return self._record().id
 
-    def replicas(self) -> list[Replica]:
-        """This version's containers, running or not."""
-        return [r for r in self._runtime.replicas(self.name) if r.version == self.deployed_version]
+    @property
+    def auth_type(self) -> str:
+        return self._record().auth_type
+
+    @property
+    def tags(self) -> list[dict[str, str]]:
+        """The app's tags in the shape they were given: [{key: value}, ...]."""
+        return [{key: value} for key, value in self._record().tags.items()]
 
     @property
     def public_url(self) -> str | None:
-        """The first replica's published port on 127.0.0.1, for this slice.
-
-        A proxy fronting all replicas replaces it next; None while no replica has a port.
-        """
-        return next((r.url for r in self.replicas() if r.url), None)
+        """Where users reach the app; None once deleted or before any version was exposed."""
+        record = self._store.get(self.name)
+        return self._runtime.public_url(record) if record is not None else None
 
     @property
     def internal_url(self) -> str | None:
-        """Address of the first replica on the engine's network, for other containers."""
-        for replica in self.replicas():
-            if replica.ip_address:
-                return f"http://{replica.ip_address}:{self.port}"
-        return None
+        """A running worker's address on the runtime's own network, no auth needed."""
+        return next((w.internal_url for w in self._workers() if w.internal_url), None)
 
-    def logs(self) -> dict[str, list[str]]:
-        """{worker_id: [line, ...]} for every container of this version."""
-        wanted = {r.worker_id for r in self.replicas()}
-        return {k: v for k, v in self._runtime.logs(self.name).items() if k in wanted}
+    def _workers(self) -> list[Worker]:
+        return [w for w in self._runtime.workers(self.name) if w.version == self.deployed_version]
+
+    def replicas(self) -> list[dict[str, Any]]:
+        """This version's workers as dicts: workerId, status, ready, restarts, reason, ..."""
+        return [worker.as_dict() for worker in self._workers()]
+
+    def logs(self, previous: bool = False) -> dict[str, list[LogLine]]:
+        """{worker_id: [line, ...]} for this version's workers; `previous` gives each
+        worker's lines from before its current execution (e.g. before a crash restart)."""
+        wanted = {w.worker_id for w in self._workers()}
+        return {k: v for k, v in self._runtime.logs(self.name, previous).items() if k in wanted}
+
+    def info(self) -> dict[str, Any]:
+        """Everything known: spec (the config), status (versions, workers), metadata."""
+        record = self._record()
+        return {
+            "id": record.id,
+            "name": record.name,
+            "runtime": record.runtime,
+            "spec": record.spec,
+            "status": {
+                "state": _state(record),
+                "serving_version": record.version,
+                "attempted_version": record.attempted_version,
+                "upgrade_in_progress_by": record.upgrade.by if record.upgrade else None,
+                "public_url": self._runtime.public_url(record),
+                "replicas": [w.as_dict() for w in self._runtime.workers(self.name)],
+            },
+            "metadata": {
+                "tags": record.tags,
+                "project": record.project,
+                "branch": record.branch,
+                "auth_type": record.auth_type,
+                "deployed_by": record.deployed_by,
+                "created_at": record.created_at,
+                "updated_at": record.updated_at,
+            },
+        }
+
+    def scale_to_zero(self) -> None:
+        """Stop every worker but keep the app: its config, URL (answering 503) and logs.
+        Deploying it again scales it back up."""
+        record = self._record()
+        with self._store.locked(self.name):
+            self._runtime.stop(self.name)
+            self._runtime.expose(record, [])
+            record.scaled_to_zero = True
+            self._store.put(record)
 
     def delete(self) -> None:
-        """Remove every container of the app, all versions."""
-        self._runtime.delete(self.name)
+        """Remove the app: workers of every version, its URL and its record."""
+        with self._store.locked(self.name):
+            record = self._store.get(self.name)
+            self._runtime.remove(self.name)
+            if record is not None:
+                self._runtime.unexpose(record)
+            self._store.delete(self.name)
+
+    def auth(self) -> dict[str, str]:
+        """Headers that pass the app's API auth; ValueError unless its auth type is API."""
+        record = self._record()
+        if record.auth_type not in _TOKEN_AUTH or record.api_token is None:
+            raise ValueError(
+                f"app {self.name!r} uses {record.auth_type} auth; auth() headers exist only "
+                "for apps deployed with auth={'type': 'API'}"
+            )
+        return api_auth_headers(record.api_token)
 
     def __repr__(self) -> str:
         return f"DeployedApp(name={self.name!r}, version={self.deployed_version!r})"
 
 
-class AppDeployer:
-    """Takes the reference's keyword arguments, validated at once by `AppConfig`."""
+def _state(record: AppRecord) -> str:
+    if record.upgrade is not None:
+        return "deploying"
+    if record.scaled_to_zero:
+        return "scaled_to_zero"
+    return "serving" if record.version else "not_ready"
 
-    def __init__(self, *, runtime: DockerRuntime | None = None, **kwargs: Any) -> None:
+
+def _matches(record: AppRecord, tags: Sequence[Mapping[str, str]]) -> bool:
+    return all(record.tags.get(key) == value for tag in tags for key, value in tag.items())
+
+
+class AppDeployer:
+    """Takes the reference's keyword arguments, validated at once by `AppConfig`.
+
+    `runtime` picks where the app runs; by default `BAKERY_RUNTIME`, else docker where an
+    engine answers, else local processes.
+    """
+
+    def __init__(self, *, runtime: Runtime | None = None, **kwargs: Any) -> None:
         self.config = AppConfig.from_kwargs(**kwargs)
         self._runtime = runtime
 
@@ -80,43 +178,140 @@ class AppDeployer:
         readiness_wait_time: float = 10,
         logger_fn: Callable[[str], Any] = _print_to_stderr,
     ) -> DeployedApp:
-        """Start the app and wait until `readiness_condition` holds; old versions go after.
+        """Start a new version, wait until `readiness_condition` holds, then switch the
+        public URL to it and retire older versions. An unchanged config is a no-op.
 
-        Deployment failures carry `deployed_app`, so callers can read its logs and replicas.
+        Deployment failures carry `deployed_app`, so callers can read its logs and replicas;
+        the version that was serving before keeps serving.
         """
-        runtime = self._runtime or DockerRuntime()
-        name = self.config.name
-        logger_fn(f"deploying app {name!r} on docker")
-        version = runtime.deploy(self.config)
-        app = DeployedApp(runtime, name, version, self.config.port)
+        config = self.config
+        condition = check_condition(readiness_condition)
+        runtime = self._runtime or default_runtime()
+        runtime.refuse_unsupported(config)
+        config.required_code_package()
+        runtime.ping()
+        name, version = config.name, version_of(config)
+        store = RecordStore(runtime.kind)
+        upgrade = claim(
+            store, name, version, force=config.force_upgrade, max_wait_time=max_wait_time
+        )
+        app = DeployedApp(runtime, name, version)
         try:
+            self._register(store, upgrade)
+            logger_fn(f"deploying app {name!r} version {version} on {runtime.kind}")
+            runtime.start(config, version)
+            if condition == "async":
+                self._serve(store, runtime, version)
+                return app
             wait_until_ready(
-                lambda: runtime.snapshot(name),
-                readiness_condition,
+                lambda: self._poll(store, runtime, upgrade),
+                condition,
                 app_id=name,
                 version=version,
                 max_wait_time=max_wait_time,
                 readiness_wait_time=readiness_wait_time,
                 logger_fn=logger_fn,
-                logs_fn=lambda worker_id: runtime.worker_logs(name, worker_id),
+                logs_fn=lambda worker_id: _crash_logs(runtime, name, worker_id),
                 deployed_app=app,
             )
+            self._serve(store, runtime, version)
+            return app
+        except AppCrashLoopException as error:
+            runtime.stop(name, version)  # no restart storm; logs stay readable
+            raise _with_app(error, app) from None
+        except AppReadinessException as error:
+            record = store.get(name)
+            if record is not None and record.version is None:
+                self._serve(store, runtime, version)  # nothing else to serve: may come up later
+            raise _with_app(error, app) from None
         except AppDeploymentException as error:
-            if error.deployed_app is None:
-                error.deployed_app = app
-            raise
-        runtime.retire(name, keep_version=version)
-        return app
+            raise _with_app(error, app) from None
+        finally:
+            release(store, name, upgrade)
+
+    def _register(self, store: RecordStore, upgrade: Upgrade) -> None:
+        """Write this deployment's config into the app's record, if the claim is still ours."""
+        config = self.config
+        with store.locked(config.name):
+            record = store.get(config.name)
+            if record is None:
+                raise AppDeletedDuringDeploymentException(config.name)
+            still_ours(record, upgrade)
+            record.spec = config.model_dump(mode="json", exclude={"force_upgrade"})
+            record.tags = dict(config.tags)
+            record.project, record.branch = config.project, config.branch
+            record.auth_type = config.auth.type
+            if config.auth.type in _TOKEN_AUTH and record.api_token is None:
+                record.api_token = new_token()
+            if record.public_port is None:
+                record.public_port = free_port()
+            store.put(record)
+
+    def _poll(self, store: RecordStore, runtime: Runtime, upgrade: Upgrade) -> Snapshot | None:
+        record = store.get(self.config.name)
+        if record is None:
+            return None
+        still_ours(record, upgrade)
+        workers = runtime.workers(self.config.name)
+        return Snapshot(
+            version=upgrade.version,
+            min_replicas=self.config.replicas.min,
+            workers=tuple(worker.status for worker in workers),
+        )
+
+    def _serve(self, store: RecordStore, runtime: Runtime, version: str) -> None:
+        """Point the public URL at `version`'s workers, then remove every other version."""
+        name = self.config.name
+        with store.locked(name):
+            record = store.get(name)
+            if record is None:
+                return
+            workers = [w for w in runtime.workers(name) if w.version == version]
+            runtime.expose(record, workers)
+            record.version = version
+            record.scaled_to_zero = False
+            store.put(record)
+            runtime.remove(name, keep_version=version)
 
     @staticmethod
-    def get(name: str, runtime: DockerRuntime | None = None) -> DeployedApp:
-        """The app called `name` at its newest version, found by its container labels.
-
-        Works from any Python process: the engine's labels are the only record.
-        """
-        runtime = runtime or DockerRuntime()
-        replicas = runtime.replicas(name)
-        if not replicas:
+    def get(name: str, runtime: Runtime | None = None) -> DeployedApp:
+        """The app called `name` at its serving version, from any Python process."""
+        runtime = runtime or default_runtime()
+        record = RecordStore(runtime.kind).get(name)
+        if record is None:
             raise AppNotFoundException(name)
-        newest = replicas[-1]
-        return DeployedApp(runtime, name, newest.version, newest.port)
+        return DeployedApp(runtime, name, record.version or record.attempted_version)
+
+    @staticmethod
+    def list_deployments(
+        name: str | None = None,
+        project: str | None = None,
+        branch: str | None = None,
+        tags: Sequence[Mapping[str, str]] | None = None,
+        runtime: Runtime | None = None,
+    ) -> list[DeployedApp]:
+        """Apps matching every given filter; `tags` match when the app has all of them."""
+        runtime = runtime or default_runtime()
+        return [
+            DeployedApp(runtime, record.name, record.version or record.attempted_version)
+            for record in RecordStore(runtime.kind).all()
+            if (name is None or record.name == name)
+            and (project is None or record.project == project)
+            and (branch is None or record.branch == branch)
+            and _matches(record, tags or [])
+        ]
+
+
+def _crash_logs(runtime: Runtime, name: str, worker_id: str) -> list[LogLine]:
+    """The crashed worker's latest lines: its current execution's, else the ones before."""
+    for previous in (False, True):
+        lines = runtime.logs(name, previous).get(worker_id, [])
+        if lines:
+            return lines
+    return []
+
+
+def _with_app(error: AppDeploymentException, app: DeployedApp) -> AppDeploymentException:
+    if error.deployed_app is None:
+        error.deployed_app = app
+    return error

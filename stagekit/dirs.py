@@ -1,6 +1,6 @@
 """Where Bakery keeps state on this machine.
 
-Both honour the same variables, so one `BAKERY_CACHE_DIR` moves every cache at once.
+Each has one `BAKERY_*` variable that moves everything under it at once.
 """
 
 import os
@@ -18,6 +18,7 @@ def cache_dir() -> Path:
 
 
 def data_dir() -> Path:
-    """Results worth keeping (the embedded stores): `$XDG_DATA_HOME/bakery`
-    (~/.local/share/bakery)."""
-    return _xdg("XDG_DATA_HOME", ".local/share") / "bakery"
+    """Results worth keeping (the embedded stores, deployed apps' records): `BAKERY_DATA_DIR`,
+    else `$XDG_DATA_HOME/bakery` (~/.local/share/bakery)."""
+    configured = os.environ.get("BAKERY_DATA_DIR")
+    return Path(configured) if configured else _xdg("XDG_DATA_HOME", ".local/share") / "bakery"

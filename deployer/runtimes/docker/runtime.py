@@ -1,123 +1,91 @@
-"""Deploy an `AppConfig` as containers on the Docker Engine and observe them.
+"""Run an app's replicas as containers on the Docker Engine, and observe them.
 
-One container per replica, named `bakery-<app>-<version>-<i>` and labelled with the app,
-its version and its tags, so the engine itself is the record of what is deployed: a new
-Python process finds the app again by its labels. The version is the start of the config
-digest, so re-deploying an unchanged config finds its own containers and changes nothing.
+One container per replica, named `bakery-<app>-<version>-<i>` and labelled with the app and
+its version, so old and new versions can run side by side during an upgrade and a new
+Python process finds them again. Each replica publishes its port on a fixed 127.0.0.1 port
+(stable across container restarts) that the app's nginx (`deployer.proxy`) forwards to.
+Containers restart unless stopped, as a supervised server would; a crash shows as
+`restarting`, which is the crash loop the reference reports.
 
 The code package is fetched (and verified) on the host once per version and bind-mounted
 read-only at /app; this assumes the engine runs on this machine, as a local runtime does.
 """
 
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import docker
+from docker.errors import APIError, NotFound
+from docker.models.containers import Container
+from docker.types import Mount
+
 from deployer.config import AppConfig
-from deployer.exceptions import AppConfigError, AppCreationFailedException
-from deployer.readiness import Phase, Snapshot, WorkerStatus
-from deployer.runtimes.docker.engine import DockerEngine, DockerError
-from packager.fetch import fetch_code
-from stagekit.dirs import cache_dir
+from deployer.exceptions import AppConfigError
+from deployer.proxy import LocalProxy, free_port
+from deployer.readiness import Phase, WorkerStatus
+from deployer.records import AppRecord
+from deployer.runtimes.base import LogLine, Worker
+from deployer.runtimes.code import local_code
+from deployer.runtimes.docker.engine import connect, engine_errors
+from deployer.secrets import SecretStore
 
 APP_LABEL = "bakery.app"
 VERSION_LABEL = "bakery.version"
-MIN_REPLICAS_LABEL = "bakery.min-replicas"
 PORT_LABEL = "bakery.port"
-PROJECT_LABEL = "bakery.project"
-BRANCH_LABEL = "bakery.branch"
-TAG_PREFIX = "bakery.tag."
 WORKDIR = "/app"
-_VERSION_CHARS = 12
 _PROBE_TIMEOUT = 0.5
-
-
-@dataclass(frozen=True)
-class Replica:
-    """One container as the deployer reports it."""
-
-    worker_id: str
-    container_id: str
-    version: str
-    port: int
-    status: str
-    host_port: int | None
-    ip_address: str | None
-
-    @property
-    def url(self) -> str | None:
-        return f"http://127.0.0.1:{self.host_port}" if self.host_port else None
-
-
-def version_of(config: AppConfig) -> str:
-    """A version is the config's content: equal configs deploy the same version."""
-    return config.config_digest[:_VERSION_CHARS]
+_STOP_TIMEOUT = 5
+_PORT_ATTEMPTS = 5
 
 
 def labels_for(config: AppConfig, version: str) -> dict[str, str]:
-    labels = {
-        APP_LABEL: config.name,
-        VERSION_LABEL: version,
-        MIN_REPLICAS_LABEL: str(config.replicas.min),
-        PORT_LABEL: str(config.port),
-    }
-    if config.project:
-        labels[PROJECT_LABEL] = config.project
-    if config.branch:
-        labels[BRANCH_LABEL] = config.branch
-    labels.update({f"{TAG_PREFIX}{key}": value for key, value in config.tags.items()})
-    return labels
+    return {APP_LABEL: config.name, VERSION_LABEL: version, PORT_LABEL: str(config.port)}
 
 
-def resource_flags(config: AppConfig) -> list[str]:
-    """cpu, memory and shared_memory as `docker run` limits (bytes and CPUs, exactly)."""
+def resource_options(config: AppConfig) -> dict[str, int]:
+    """cpu, memory and shared_memory as engine limits (nano-CPUs and bytes, exactly)."""
     resources = config.resources
-    flags = []
+    options = {}
     if resources.cpu is not None:
-        flags.append(f"--cpus={resources.cpu.value / 1000}")
+        options["nano_cpus"] = resources.cpu.value * 1_000_000
     if resources.memory is not None:
-        flags.append(f"--memory={resources.memory.value}b")
+        options["mem_limit"] = resources.memory.value
     if resources.shared_memory is not None:
-        flags.append(f"--shm-size={resources.shared_memory.value}b")
-    return flags
+        options["shm_size"] = resources.shared_memory.value
+    return options
 
 
 def refuse_unsupported(config: AppConfig) -> None:
-    """Parameters this slice cannot honour are refused, never silently dropped."""
+    """Parameters the docker runtime cannot honour are refused, never silently dropped."""
     problems = []
     if config.image is None:
         problems.append("image: the docker runtime needs a baked image (image=baked.image)")
     if not config.commands:
         problems.append("commands: give the command that starts the app, e.g. ['python app.py']")
-    if config.secrets:
-        problems.append("secrets: the docker runtime has no secrets store yet")
-    if config.auth.type != "Browser" or not config.auth.public:
-        problems.append("auth: the docker runtime has no authenticating proxy yet")
     if config.compute_pools:
         problems.append("compute_pools: the docker runtime has a single engine, no pools")
     if config.persistence:
-        problems.append("persistence: not supported by the docker runtime yet")
+        problems.append("persistence: not supported by the docker runtime")
     if config.models or config.data:
-        problems.append("models/data: not supported by the docker runtime yet")
+        problems.append("models/data: not supported by the docker runtime")
     if config.resources.gpu is not None or config.resources.disk is not None:
         problems.append("resources.gpu/disk: not supported by the docker runtime")
-    if config.depends_on:
-        problems.append("depends_on: deploy dependencies first; plans are not wired in yet")
     if problems:
         raise AppConfigError(f"app {config.name!r} cannot run on docker:", problems)
 
 
 def _phase(state: Mapping[str, Any]) -> tuple[Phase, str | None]:
-    """Container state → readiness phase: any exit of a server counts as a crash."""
+    """Container state → readiness phase: a server restarting after an exit is crash-looping."""
     status = state.get("Status", "")
-    if status == "running" and state.get("Running"):
+    if status == "running":
         return "running", None
-    if status in ("created", "paused"):
-        return "pending", f"container is {status}"
-    if status in ("exited", "restarting"):
-        return "crashloop", f"command exited with code {state.get('ExitCode')}"
+    if status == "created":
+        return "pending", "container is created"
+    if status == "restarting":
+        return "crashloop", f"command exited with code {state.get('ExitCode')}, restarting"
+    if status == "exited":
+        return "terminated", f"container stopped (exit code {state.get('ExitCode')})"
     if status == "removing":
         return "terminated", "container is being removed"
     return "failed", f"container is {status or 'in an unknown state'}: {state.get('Error', '')}"
@@ -131,127 +99,167 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
+def _sortable(stamp: str) -> str:
+    """RFC 3339 with nanoseconds, made sortable as text: the engine trims trailing zeros."""
+    seconds, _, fraction = stamp.rstrip("Z").partition(".")
+    return f"{seconds}.{fraction.ljust(9, '0')}"
+
+
 class DockerRuntime:
-    """Start, observe and remove an app's containers; one engine, no state of its own."""
+    """Start, observe, stop and remove an app's containers; the engine holds all the state."""
 
-    def __init__(self, engine: DockerEngine | None = None) -> None:
-        self.engine = engine or DockerEngine()
+    kind = "docker"
 
-    def deploy(self, config: AppConfig) -> str:
-        """Start `config`'s version, unless its containers already run; returns the version.
+    def __init__(
+        self,
+        client: docker.DockerClient | None = None,
+        proxy: LocalProxy | None = None,
+        secrets: SecretStore | None = None,
+    ) -> None:
+        self._client = client
+        self.proxy = proxy or LocalProxy(self.kind)
+        self.secrets = secrets or SecretStore()
 
-        Containers of other versions are left alone: they keep serving until the caller
-        `retire`s them once the new version is ready.
-        """
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    def ping(self) -> None:
+        self.client  # noqa: B018 - connecting pings
+
+    def refuse_unsupported(self, config: AppConfig) -> None:
         refuse_unsupported(config)
-        package = config.required_code_package()
-        self.engine.ping()
-        version = version_of(config)
-        existing = self._inspect({APP_LABEL: config.name, VERSION_LABEL: version})
-        if existing and all(c["State"].get("Status") != "exited" for c in existing):
-            return version  # unchanged config: a no-op deploy
-        self.engine.remove([c["Id"] for c in existing])
-        code = self._fetch(config.name, version, package.url, package.key)
-        labels = labels_for(config, version)
-        command = " && ".join(config.commands)
+
+    def start(self, config: AppConfig, version: str) -> None:
+        """Make `version`'s containers run: stopped ones (scaled to zero) are started again,
+        crash-looping or missing ones are created afresh."""
+        refuse_unsupported(config)
+        environment = {
+            **config.environment,
+            **self.secrets.environment(config.secrets),
+            "PORT": str(config.port),
+        }
+        wanted = max(config.replicas.min, 1)
+        with engine_errors(config.name):
+            existing = self._containers(config.name, version)
+            healthy = [c for c in existing if c.status in ("running", "exited", "created")]
+            if len(healthy) == len(existing) == wanted:
+                for container in healthy:
+                    if container.status != "running":
+                        container.start()
+                return
+            for container in existing:
+                container.remove(force=True, v=True)
+            code = local_code(config.name, version, config.required_code_package())
+            for index in range(wanted):
+                self._run(config, version, index, code=str(code), environment=environment)
+
+    def _run(
+        self, config: AppConfig, version: str, index: int, *, code: str, environment: dict
+    ) -> None:
+        """One replica; its host port is chosen here and retried if another process took it."""
         assert config.image is not None  # refuse_unsupported checked it
-        for index in range(max(config.replicas.min, 1)):
+        for attempt in range(_PORT_ATTEMPTS):
             try:
-                self.engine.run(
+                self.client.containers.run(
                     config.image,
-                    ["/bin/sh", "-c", command],
+                    ["/bin/sh", "-c", " && ".join(config.commands)],
+                    detach=True,
                     name=f"bakery-{config.name}-{version}-{index}",
-                    labels=labels,
-                    env={**config.environment, "PORT": str(config.port)},
-                    mounts=[f"type=bind,source={code},target={WORKDIR},readonly"],
-                    workdir=WORKDIR,
-                    publish=[f"127.0.0.1::{config.port}"],
-                    limits=resource_flags(config),
+                    labels=labels_for(config, version),
+                    environment=environment,
+                    mounts=[Mount(WORKDIR, code, type="bind", read_only=True)],
+                    working_dir=WORKDIR,
+                    ports={f"{config.port}/tcp": ("127.0.0.1", free_port())},
+                    restart_policy={"Name": "unless-stopped"},
+                    **resource_options(config),
                 )
-            except DockerError as error:
-                raise AppCreationFailedException(
-                    config.name, error.returncode, error.stderr.strip()
-                ) from None
-        return version
+                return
+            except APIError as error:
+                taken = "port is already allocated" in str(
+                    error
+                ) or "address already in use" in str(error)
+                if not taken or attempt == _PORT_ATTEMPTS - 1:
+                    raise
+                self.client.containers.get(f"bakery-{config.name}-{version}-{index}").remove(
+                    force=True
+                )
 
-    def _fetch(self, name: str, version: str, url: str, key: str) -> Path:
-        """The version's code on the host, fetched and verified once per version."""
-        code = cache_dir() / "deployer" / name / version / "code"
-        if code.is_dir() and any(code.iterdir()):
-            return code  # fetch_code renames into place only after verifying every file
-        return fetch_code(url, key, code)
+    def _containers(self, name: str, version: str | None = None) -> list[Container]:
+        labels = [f"{APP_LABEL}={name}"] + ([f"{VERSION_LABEL}={version}"] if version else [])
+        found = self.client.containers.list(all=True, filters={"label": labels})
+        return sorted(found, key=lambda c: c.attrs["Created"])
 
-    def _inspect(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
-        return self.engine.inspect(self.engine.list_ids(labels))
+    def workers(self, name: str) -> list[Worker]:
+        with engine_errors(name):
+            return [self._worker(container) for container in self._containers(name)]
 
-    def replicas(self, name: str) -> list[Replica]:
-        """All containers of the app, any version, oldest first."""
-        containers = sorted(self._inspect({APP_LABEL: name}), key=lambda c: c["Created"])
-        return [self._replica(c) for c in containers]
-
-    def _replica(self, container: Mapping[str, Any]) -> Replica:
-        labels = container["Config"]["Labels"]
-        network = container.get("NetworkSettings") or {}
-        bindings = (network.get("Ports") or {}).get(f"{labels.get(PORT_LABEL)}/tcp") or []
-        host_port = next((int(b["HostPort"]) for b in bindings if b.get("HostPort")), None)
-        return Replica(
-            worker_id=container["Name"].lstrip("/"),
-            container_id=container["Id"],
-            version=labels.get(VERSION_LABEL, ""),
-            port=int(labels.get(PORT_LABEL, "0")),
-            status=container["State"].get("Status", ""),
-            host_port=host_port,
-            ip_address=network.get("IPAddress") or None,
+    def _worker(self, container: Container) -> Worker:
+        labels = container.labels
+        port = int(labels.get(PORT_LABEL, "0"))
+        state = container.attrs["State"]
+        phase, reason = _phase(state)
+        ip = (container.attrs.get("NetworkSettings") or {}).get("IPAddress") or None
+        bindings = (container.attrs["HostConfig"].get("PortBindings") or {}).get(f"{port}/tcp")
+        host_port = next((b["HostPort"] for b in bindings or () if b.get("HostPort")), None)
+        running = phase == "running"
+        return Worker(
+            status=WorkerStatus(
+                worker_id=container.name,
+                version=labels.get(VERSION_LABEL) or None,
+                phase=phase,
+                # the probe reaches the container itself: docker-proxy accepts on the host
+                # port even while nothing listens inside
+                ready=running and ip is not None and _port_open(ip, port),
+                restarts=int(container.attrs.get("RestartCount", 0)),
+                reason=reason,
+            ),
+            address=f"127.0.0.1:{host_port}" if running and host_port else None,
+            internal_url=f"http://{ip}:{port}" if running and ip else None,
         )
 
-    def snapshot(self, name: str) -> Snapshot | None:
-        """What the engine shows for the app now; None once it has no containers."""
-        containers = sorted(self._inspect({APP_LABEL: name}), key=lambda c: c["Created"])
-        if not containers:
-            return None
-        newest = containers[-1]["Config"]["Labels"]
-        return Snapshot(
-            version=newest.get(VERSION_LABEL, ""),
-            min_replicas=int(newest.get(MIN_REPLICAS_LABEL, "1")),
-            workers=tuple(self._worker(c) for c in containers),
-        )
-
-    def _worker(self, container: Mapping[str, Any]) -> WorkerStatus:
-        replica = self._replica(container)
-        phase, reason = _phase(container["State"])
-        return WorkerStatus(
-            worker_id=replica.worker_id,
-            version=replica.version or None,
-            phase=phase,
-            ready=phase == "running" and self._probe(replica),
-            restarts=int(container.get("RestartCount", 0)),
-            reason=reason,
-        )
+    def logs(self, name: str, previous: bool = False) -> dict[str, list[LogLine]]:
+        """Each container's lines, split at its current start: `previous` gives the lines of
+        the executions before it (the engine keeps a container's log across restarts)."""
+        with engine_errors(name):
+            return {c.name: self._lines(c, previous) for c in self._containers(name)}
 
     @staticmethod
-    def _probe(replica: Replica) -> bool:
-        """TCP readiness on the container's own address, as a kubelet probes a pod.
+    def _lines(container: Container, previous: bool) -> list[LogLine]:
+        try:
+            raw = container.logs(stdout=True, stderr=True, timestamps=True)
+        except NotFound:
+            return []
+        entries = [entry.partition(" ") for entry in raw.decode(errors="replace").splitlines()]
+        if not container.attrs.get("RestartCount"):
+            # never restarted: every line is the current execution's (its first lines may be
+            # stamped before the engine records StartedAt, so no split by time here)
+            return [] if previous else [LogLine(text, stamp) for stamp, _, text in entries]
+        started = _sortable(container.attrs["State"]["StartedAt"])
+        return [
+            LogLine(text, stamp)
+            for stamp, _, text in entries
+            if (_sortable(stamp) < started) == previous
+        ]
 
-        The published host port is no probe: docker-proxy accepts connections on it even
-        while nothing listens inside the container. It is the fallback only when the engine
-        reports no container address.
-        """
-        if replica.ip_address:
-            return _port_open(replica.ip_address, replica.port)
-        return replica.host_port is not None and _port_open("127.0.0.1", replica.host_port)
+    def stop(self, name: str, version: str | None = None) -> None:
+        with engine_errors(name):
+            for container in self._containers(name, version):
+                container.stop(timeout=_STOP_TIMEOUT)
 
-    def logs(self, name: str) -> dict[str, list[str]]:
-        """Each container's log lines, keyed by worker id."""
-        return {r.worker_id: self.engine.logs(r.container_id) for r in self.replicas(name)}
+    def remove(self, name: str, keep_version: str | None = None) -> None:
+        with engine_errors(name):
+            for container in self._containers(name):
+                if keep_version is None or container.labels.get(VERSION_LABEL) != keep_version:
+                    container.remove(force=True, v=True)
 
-    def worker_logs(self, name: str, worker_id: str) -> list[str]:
-        return self.logs(name).get(worker_id, [])
+    def expose(self, record: AppRecord, workers: Sequence[Worker]) -> None:
+        self.proxy.expose(record, [w.address for w in workers if w.address])
 
-    def retire(self, name: str, keep_version: str) -> None:
-        """Remove the app's containers of every version but `keep_version`."""
-        old = [r.container_id for r in self.replicas(name) if r.version != keep_version]
-        self.engine.remove(old)
+    def public_url(self, record: AppRecord) -> str | None:
+        return self.proxy.url(record)
 
-    def delete(self, name: str) -> None:
-        """Remove every container of the app; the fetched code stays cached."""
-        self.engine.remove([r.container_id for r in self.replicas(name)])
+    def unexpose(self, record: AppRecord) -> None:
+        self.proxy.stop(record)

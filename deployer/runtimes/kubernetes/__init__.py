@@ -4,6 +4,7 @@ Nothing here needs a cluster except `KubernetesApplier`; manifests are checked a
 official client's models instead of an API server.
 """
 
+from deployer.auth import api_auth_headers
 from deployer.runtimes.kubernetes.apply import (
     ApplyRequest,
     KubernetesApplier,
@@ -17,7 +18,7 @@ from deployer.runtimes.kubernetes.errors import (
     KubernetesSpecError,
     KubernetesUnavailable,
 )
-from deployer.runtimes.kubernetes.exposure import api_auth_headers, internal_url, public_url
+from deployer.runtimes.kubernetes.exposure import internal_url, public_url
 from deployer.runtimes.kubernetes.manifests import render
 from deployer.runtimes.kubernetes.spec import ClusterSettings, KubernetesAppSpec
 from deployer.runtimes.kubernetes.state import (

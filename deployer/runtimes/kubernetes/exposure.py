@@ -8,26 +8,19 @@ an ingress-nginx class. The in-cluster URL needs no auth, as in the reference AP
 """
 
 import base64
-import hashlib
 from typing import Any
 
+from deployer.auth import htpasswd_line
 from deployer.runtimes.kubernetes.errors import KubernetesSpecError
 from deployer.runtimes.kubernetes.labels import selector_labels
 from deployer.runtimes.kubernetes.spec import ClusterSettings, KubernetesAppSpec
 from deployer.runtimes.kubernetes.workload import PORT_NAME, metadata
 
-API_USER = "bakery"
 NGINX = "nginx.ingress.kubernetes.io/"
 
 
 def auth_secret_name(name: str) -> str:
     return f"{name}-api-auth"
-
-
-def api_auth_headers(token: str) -> dict[str, str]:
-    """What `DeployedApp.auth()` returns for an API-auth app on Kubernetes."""
-    credentials = base64.b64encode(f"{API_USER}:{token}".encode()).decode()
-    return {"Authorization": f"Basic {credentials}"}
 
 
 def host(spec: KubernetesAppSpec, cluster: ClusterSettings) -> str:
@@ -114,9 +107,7 @@ def auth_secret(spec: KubernetesAppSpec, token: str) -> dict[str, Any]:
 
     The salt is derived from the app's identity, so re-rendering is byte-for-byte stable.
     """
-    salt = hashlib.sha256(f"{spec.namespace}/{spec.name}".encode()).digest()[:8]
-    digest = hashlib.sha1(token.encode() + salt).digest()
-    line = f"{API_USER}:{{SSHA}}{base64.b64encode(digest + salt).decode()}\n"
+    line = htpasswd_line(token, salt_from=f"{spec.namespace}/{spec.name}")
     return {
         "apiVersion": "v1",
         "data": {"auth": _b64(line), "token": _b64(token)},
