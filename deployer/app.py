@@ -20,6 +20,7 @@ from deployer.exceptions import (
     AppNotFoundException,
     AppReadinessException,
 )
+from deployer.lifecycle import current_run
 from deployer.proxy import free_port
 from deployer.readiness import Snapshot, check_condition, wait_until_ready
 from deployer.records import AppRecord, RecordStore, Upgrade
@@ -168,8 +169,19 @@ class AppDeployer:
     """
 
     def __init__(self, *, runtime: Runtime | None = None, **kwargs: Any) -> None:
+        dependencies = kwargs.get("depends_on") or []
+        self._dependencies = [d for d in dependencies if isinstance(d, AppDeployer)]
+        if dependencies:
+            kwargs["depends_on"] = [_dependency_name(d) for d in dependencies]
         self.config = AppConfig.from_kwargs(**kwargs)
         self._runtime = runtime
+
+    @classmethod
+    def from_config(cls, config: AppConfig, runtime: Runtime | None = None) -> "AppDeployer":
+        """A deployer for an already validated config (e.g. from a deployment spec)."""
+        deployer = cls.__new__(cls)
+        deployer.config, deployer._runtime, deployer._dependencies = config, runtime, []
+        return deployer
 
     def deploy(
         self,
@@ -181,10 +193,43 @@ class AppDeployer:
         """Start a new version, wait until `readiness_condition` holds, then switch the
         public URL to it and retire older versions. An unchanged config is a no-op.
 
+        With `depends_on`, the dependencies (AppDeployers given there) are deployed first,
+        in parallel where independent, and their URLs passed in (`deployer.plan`).
         Deployment failures carry `deployed_app`, so callers can read its logs and replicas;
         the version that was serving before keeps serving.
         """
-        config = self.config
+        options = {
+            "readiness_condition": readiness_condition,
+            "max_wait_time": max_wait_time,
+            "readiness_wait_time": readiness_wait_time,
+            "logger_fn": logger_fn,
+        }
+        if not self.config.depends_on:
+            return self.deploy_alone(**options)
+        from deployer.plan import deploy_plan  # the plan deploys AppDeployers: import late
+
+        configs = [_in_run(deployer.config) for deployer in self._closure()]
+        return deploy_plan(configs, self._runtime or default_runtime(), **options)[self.config.name]
+
+    def _closure(self) -> list["AppDeployer"]:
+        """This deployer and every AppDeployer it depends on, directly or not."""
+        found: dict[str, AppDeployer] = {}
+        pending = [self]
+        while pending:
+            deployer = pending.pop()
+            if found.setdefault(deployer.config.name, deployer) is deployer:
+                pending.extend(deployer._dependencies)
+        return list(found.values())
+
+    def deploy_alone(
+        self,
+        readiness_condition: str = "at_least_one_running",
+        max_wait_time: float = 600,
+        readiness_wait_time: float = 10,
+        logger_fn: Callable[[str], Any] = _print_to_stderr,
+    ) -> DeployedApp:
+        """`deploy` of this app only: its dependencies must be running already."""
+        config = _in_run(self.config)
         condition = check_condition(readiness_condition)
         runtime = self._runtime or default_runtime()
         runtime.refuse_unsupported(config)
@@ -197,7 +242,7 @@ class AppDeployer:
         )
         app = DeployedApp(runtime, name, version)
         try:
-            self._register(store, upgrade)
+            _register(store, upgrade, config)
             logger_fn(f"deploying app {name!r} version {version} on {runtime.kind}")
             runtime.start(config, version)
             if condition == "async":
@@ -228,24 +273,6 @@ class AppDeployer:
             raise _with_app(error, app) from None
         finally:
             release(store, name, upgrade)
-
-    def _register(self, store: RecordStore, upgrade: Upgrade) -> None:
-        """Write this deployment's config into the app's record, if the claim is still ours."""
-        config = self.config
-        with store.locked(config.name):
-            record = store.get(config.name)
-            if record is None:
-                raise AppDeletedDuringDeploymentException(config.name)
-            still_ours(record, upgrade)
-            record.spec = config.model_dump(mode="json", exclude={"force_upgrade"})
-            record.tags = dict(config.tags)
-            record.project, record.branch = config.project, config.branch
-            record.auth_type = config.auth.type
-            if config.auth.type in _TOKEN_AUTH and record.api_token is None:
-                record.api_token = new_token()
-            if record.public_port is None:
-                record.public_port = free_port()
-            store.put(record)
 
     def _poll(self, store: RecordStore, runtime: Runtime, upgrade: Upgrade) -> Snapshot | None:
         record = store.get(self.config.name)
@@ -300,6 +327,35 @@ class AppDeployer:
             and (branch is None or record.branch == branch)
             and _matches(record, tags or [])
         ]
+
+
+def _register(store: RecordStore, upgrade: Upgrade, config: AppConfig) -> None:
+    """Write this deployment's config into the app's record, if the claim is still ours."""
+    with store.locked(config.name):
+        record = store.get(config.name)
+        if record is None:
+            raise AppDeletedDuringDeploymentException(config.name)
+        still_ours(record, upgrade)
+        record.spec = config.model_dump(mode="json", exclude={"force_upgrade"})
+        record.tags = dict(config.tags)
+        record.project, record.branch = config.project, config.branch
+        record.auth_type = config.auth.type
+        if config.auth.type in _TOKEN_AUTH and record.api_token is None:
+            record.api_token = new_token()
+        if record.public_port is None:
+            record.public_port = free_port()
+        store.put(record)
+
+
+def _in_run(config: AppConfig) -> AppConfig:
+    """Inside `app_deploy`, apps carry the run's tag."""
+    run = current_run.get()
+    return run.tagged(config) if run is not None else config
+
+
+def _dependency_name(dependency: object) -> object:
+    """depends_on takes app names or AppDeployers; the config keeps names."""
+    return dependency.config.name if isinstance(dependency, AppDeployer) else dependency
 
 
 def _crash_logs(runtime: Runtime, name: str, worker_id: str) -> list[LogLine]:

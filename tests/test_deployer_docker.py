@@ -17,10 +17,13 @@ from bakery.bake import bake_image
 from deployer import AppDeployer
 from deployer.exceptions import (
     AppConcurrentUpgradeException,
+    AppConfigError,
     AppCrashLoopException,
     AppReadinessException,
     AppUpgradeInProgressException,
 )
+from deployer.lifecycle import RUN_TAG, app_deploy
+from deployer.plan import url_variable
 from deployer.runtimes.docker import DockerRuntime
 from deployer.secrets import SecretStore
 from packager import PackagedCode, package_code
@@ -326,3 +329,75 @@ def _wait_for(condition, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.1)
+
+
+def _delete_all(*names: str) -> None:
+    for name in names:
+        for app in AppDeployer.list_deployments(name=name):
+            app.delete()
+
+
+def test_depends_on_chain_deploys_dependencies_first_and_passes_their_urls(hello_build, app_name):
+    backend, middle = f"{app_name}-a", f"{app_name}-b"
+    url_of = {name: url_variable(name) for name in (backend, middle)}
+    fetch = (
+        "python -c \"import os, urllib.request; print('got', "
+        "urllib.request.urlopen(os.environ['{}']).read().decode().strip())\""
+    )
+    try:
+        a = deployer(hello_build, backend, [SERVE])
+        b = deployer(hello_build, middle, [fetch.format(url_of[backend]), SERVE], depends_on=[a])
+        c = deployer(hello_build, app_name, [fetch.format(url_of[middle]), SERVE], depends_on=[b])
+
+        app = c.deploy(**FAST)
+
+        assert app.name == app_name
+        spec = app.info()["spec"]
+        assert spec["depends_on"] == [middle]
+        assert spec["environment"][url_of[middle]].startswith("http://")
+        [lines] = app.logs().values()
+        assert any(line.startswith("got hello from ") for line in lines)  # reached b
+        [b_app] = AppDeployer.list_deployments(name=middle)
+        [b_lines] = b_app.logs().values()
+        assert any(line.startswith("got hello from ") for line in b_lines)  # reached a
+    finally:
+        _delete_all(backend, middle)
+
+
+def test_depends_on_cycle_is_refused_before_anything_deploys(hello_build, app_name):
+    other = f"{app_name}-b"
+    a = deployer(hello_build, app_name, [SERVE], depends_on=[other])
+    b = deployer(hello_build, other, [SERVE], depends_on=[a])
+
+    with pytest.raises(AppConfigError, match=f"cycle: {app_name} -> {other} -> {app_name}"):
+        b.deploy(**FAST)
+    assert AppDeployer.list_deployments(name=app_name) == []
+    assert AppDeployer.list_deployments(name=other) == []
+
+
+def test_lifecycle_helper_cleans_up_after_an_exception(hello_build, app_name):
+    kept = f"{app_name}-kept"
+
+    @app_deploy(cleanup_policy="scale_down")
+    def flow() -> None:
+        deployer(hello_build, app_name, [SERVE]).deploy(**FAST)
+        raise RuntimeError("the flow failed after deploying")
+
+    try:
+        with pytest.raises(RuntimeError, match="flow failed"):
+            flow()
+        [scaled] = AppDeployer.list_deployments(name=app_name)
+        assert scaled.info()["status"]["state"] == "scaled_to_zero"
+        [run_tag] = [t for t in scaled.tags if RUN_TAG in t]
+
+        with (
+            pytest.raises(RuntimeError, match="second run"),
+            app_deploy(cleanup_policy="delete") as run,
+        ):
+            deployer(hello_build, kept, [SERVE]).deploy(**FAST)
+            assert [a.name for a in run.list()] == [kept]
+            raise RuntimeError("second run")
+        assert AppDeployer.list_deployments(name=kept) == []
+        assert AppDeployer.list_deployments(tags=[run_tag])[0].name == app_name
+    finally:
+        _delete_all(kept)
