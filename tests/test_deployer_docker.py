@@ -322,6 +322,15 @@ def test_secrets_reach_the_replicas_environment(hello_build, app_name):
     assert "key=s3cret" in lines
     assert "s3cret" not in json.dumps(app.info())  # the record keeps only the name
 
+    # a changed value reaches the replicas on the next deploy, at the same version
+    SecretStore().put("hello-keys", {"API_KEY": "rotated"})
+    again = deployer(
+        hello_build, app_name, ['echo "key=$API_KEY"', SERVE], secrets=["hello-keys"]
+    ).deploy(**FAST)
+    assert again.deployed_version == app.deployed_version
+    [lines] = again.logs().values()
+    assert "key=rotated" in lines
+
 
 def _wait_for(condition, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout

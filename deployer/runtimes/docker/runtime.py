@@ -11,6 +11,8 @@ The code package is fetched (and verified) on the host once per version and bind
 read-only at /app; this assumes the engine runs on this machine, as a local runtime does.
 """
 
+import hashlib
+import json
 import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,14 +35,22 @@ from deployer.secrets import SecretStore
 APP_LABEL = "bakery.app"
 VERSION_LABEL = "bakery.version"
 PORT_LABEL = "bakery.port"
+SECRETS_LABEL = "bakery.environment-digest"
 WORKDIR = "/app"
 _PROBE_TIMEOUT = 0.5
 _STOP_TIMEOUT = 5
 _PORT_ATTEMPTS = 5
 
 
-def labels_for(config: AppConfig, version: str) -> dict[str, str]:
-    return {APP_LABEL: config.name, VERSION_LABEL: version, PORT_LABEL: str(config.port)}
+def labels_for(config: AppConfig, version: str, environment: dict[str, str]) -> dict[str, str]:
+    """The environment's digest is a label too: a changed secret value recreates the
+    replicas at the same version (the config, and so the version, holds only names)."""
+    return {
+        APP_LABEL: config.name,
+        VERSION_LABEL: version,
+        PORT_LABEL: str(config.port),
+        SECRETS_LABEL: _digest(environment),
+    }
 
 
 def resource_options(config: AppConfig) -> dict[str, int]:
@@ -89,6 +99,10 @@ def _phase(state: Mapping[str, Any]) -> tuple[Phase, str | None]:
     if status == "removing":
         return "terminated", "container is being removed"
     return "failed", f"container is {status or 'in an unknown state'}: {state.get('Error', '')}"
+
+
+def _digest(environment: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(environment, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -142,9 +156,15 @@ class DockerRuntime:
             "PORT": str(config.port),
         }
         wanted = max(config.replicas.min, 1)
+        secrets = _digest(environment)
         with engine_errors(config.name):
             existing = self._containers(config.name, version)
-            healthy = [c for c in existing if c.status in ("running", "exited", "created")]
+            healthy = [
+                c
+                for c in existing
+                if c.status in ("running", "exited", "created")
+                and c.labels.get(SECRETS_LABEL) == secrets
+            ]
             if len(healthy) == len(existing) == wanted:
                 for container in healthy:
                     if container.status != "running":
@@ -168,7 +188,7 @@ class DockerRuntime:
                     ["/bin/sh", "-c", " && ".join(config.commands)],
                     detach=True,
                     name=f"bakery-{config.name}-{version}-{index}",
-                    labels=labels_for(config, version),
+                    labels=labels_for(config, version, environment),
                     environment=environment,
                     mounts=[Mount(WORKDIR, code, type="bind", read_only=True)],
                     working_dir=WORKDIR,
