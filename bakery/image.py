@@ -20,6 +20,9 @@ LOCK_DIGEST_LABEL = "org.bakery.lock-digest"
 LOCK_ANNOTATION = "org.bakery.lock"
 BASE_DIGEST_ANNOTATION = "org.opencontainers.image.base.digest"
 BASE_NAME_ANNOTATION = "org.opencontainers.image.base.name"
+BASE_LAYERS_ANNOTATION = "org.bakery.base.layers"
+"""How many of the manifest's layers are the base's: the rest are the bake's (interpreter,
+packages, environment), which the process runtime unpacks on the host without the base."""
 
 
 def _with_env(env: list[str], prefix: str) -> list[str]:
@@ -80,5 +83,6 @@ def assemble(
             LOCK_ANNOTATION: lock.to_json(),
             BASE_DIGEST_ANNOTATION: base.digest,
             BASE_NAME_ANNOTATION: base.reference,
+            BASE_LAYERS_ANNOTATION: str(len(base.layers)),
         },
     )

@@ -153,15 +153,18 @@ class LocalProxy:
 
     @staticmethod
     def _reload(master: int) -> None:
-        """SIGHUP, then wait until a new worker runs: from then on it accepts connections."""
+        """SIGHUP, then wait until a new worker runs and the old ones have exited: until
+        then an old worker may still accept a connection and answer with the old config."""
         before = _children(master)
         os.kill(master, signal.SIGHUP)
         deadline = time.monotonic() + _RELOAD_TIMEOUT
         while time.monotonic() < deadline:
-            if _children(master) - before:
+            now = _children(master)
+            if now - before and not now & before:
                 return
             time.sleep(0.01)
-        raise BackendUnhealthyException("nginx", f"nginx {master} did not reload its config")
+        if not _children(master) - before:
+            raise BackendUnhealthyException("nginx", f"nginx {master} did not reload its config")
 
 
 def _alive(pid: int) -> bool:
