@@ -7,7 +7,6 @@ The runtime (containers, processes) is the record of what runs; this is the reco
 was asked for: config, serving version, public port, API token, who is upgrading.
 """
 
-import fcntl
 import getpass
 import os
 import socket
@@ -20,7 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from stagekit.dirs import data_dir
-from stagekit.files import write_atomic
+from stagekit.files import exclusive, write_atomic
 
 
 def whoami() -> str:
@@ -103,13 +102,8 @@ class RecordStore:
     @contextmanager
     def locked(self, name: str) -> Iterator[None]:
         """Exclusive across processes for `name`; reads and writes inside see no interleaving."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / f"{name}.lock").open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive(self.root / f"{name}.lock"):
+            yield
 
     def put(self, record: AppRecord) -> None:
         """Write `record` atomically (call inside `locked`); mode 0600, it may hold a token."""

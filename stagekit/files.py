@@ -1,6 +1,8 @@
 """Files that appear complete or not at all: readers never see a half-written file, and
-concurrent writers of one path race harmlessly (the last rename wins)."""
+concurrent writers of one path race harmlessly (the last rename wins). Where a
+read-modify-write must not interleave across processes, `exclusive` serializes it."""
 
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -26,3 +28,15 @@ def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as handle:
         handle.write(data)
+
+
+@contextmanager
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on `lock_path` (created if needed) for the block."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

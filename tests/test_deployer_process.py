@@ -301,7 +301,7 @@ def test_unsupported_parameters_are_refused_with_reasons(hello_build, app_name):
         runtime.start(config, "v1")
 
     fields = [problem.split(":", 1)[0] for problem in caught.value.problems]
-    assert fields == ["image", "commands", "resources.cpu", "resources.memory", "compute_pools"]
+    assert fields == ["image", "commands", "compute_pools", "resources.cpu", "resources.memory"]
     assert "cannot enforce limits" in caught.value.message
     assert runtime.workers(app_name) == []
 

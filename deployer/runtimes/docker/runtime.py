@@ -23,13 +23,12 @@ from docker.models.containers import Container
 from docker.types import Mount
 
 from deployer.config import AppConfig
-from deployer.exceptions import AppConfigError
 from deployer.proxy import LocalProxy, free_port
 from deployer.readiness import Phase, WorkerStatus
 from deployer.records import AppRecord
 from deployer.runtimes.base import LogLine, Worker
-from deployer.runtimes.code import local_code
 from deployer.runtimes.docker.engine import connect, engine_errors
+from deployer.runtimes.local import local_code, refuse
 from deployer.secrets import SecretStore
 
 APP_LABEL = "bakery.app"
@@ -67,22 +66,10 @@ def resource_options(config: AppConfig) -> dict[str, int]:
 
 
 def refuse_unsupported(config: AppConfig) -> None:
-    """Parameters the docker runtime cannot honour are refused, never silently dropped."""
-    problems = []
-    if config.image is None:
-        problems.append("image: the docker runtime needs a baked image (image=baked.image)")
-    if not config.commands:
-        problems.append("commands: give the command that starts the app, e.g. ['python app.py']")
-    if config.compute_pools:
-        problems.append("compute_pools: the docker runtime has a single engine, no pools")
-    if config.persistence:
-        problems.append("persistence: not supported by the docker runtime")
-    if config.models or config.data:
-        problems.append("models/data: not supported by the docker runtime")
+    extra = []
     if config.resources.gpu is not None or config.resources.disk is not None:
-        problems.append("resources.gpu/disk: not supported by the docker runtime")
-    if problems:
-        raise AppConfigError(f"app {config.name!r} cannot run on docker:", problems)
+        extra.append("resources.gpu/disk: not supported by the docker runtime")
+    refuse(config, "docker", extra)
 
 
 def _phase(state: Mapping[str, Any]) -> tuple[Phase, str | None]:

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from deployer.config import AppConfig
-from deployer.exceptions import AppConfigError
 from deployer.proxy import LocalProxy, free_port
 from deployer.readiness import WorkerStatus
 from deployer.records import AppRecord
 from deployer.runtimes.base import LogLine, Worker
-from deployer.runtimes.code import local_code
+from deployer.runtimes.local import local_code, refuse
 from deployer.runtimes.process.env import host_env
 from deployer.runtimes.process.processes import alive, launch, stop_groups
 from deployer.runtimes.process.state import WorkerRecord, WorkerStore
@@ -52,28 +51,13 @@ class ProcessRuntime:
         """Nothing to reach: the runtime is this machine."""
 
     def refuse_unsupported(self, config: AppConfig) -> None:
-        problems = []
-        if config.image is None:
-            problems.append(
-                "image: the process runtime builds its environment from a baked image "
-                "(image=bake_image(...).image)"
-            )
-        if not config.commands:
-            problems.append("commands: give the command that starts the app: ['python app.py']")
-        for field, quantity in config.resources:
-            if quantity is not None:
-                problems.append(
-                    f"resources.{field}: the process runtime runs plain host processes and "
-                    "cannot enforce limits; drop it, or use the docker runtime"
-                )
-        if config.compute_pools:
-            problems.append("compute_pools: the process runtime runs everything on this machine")
-        if config.persistence:
-            problems.append("persistence: the process runtime has no persistent volumes")
-        if config.models or config.data:
-            problems.append("models/data: the process runtime cannot mount models or data")
-        if problems:
-            raise AppConfigError(f"app {config.name!r} cannot run as processes:", problems)
+        limits = [
+            f"resources.{field}: the process runtime runs plain host processes and cannot "
+            "enforce limits; drop it, or use the docker runtime"
+            for field, quantity in config.resources
+            if quantity is not None
+        ]
+        refuse(config, "process", limits)
 
     def start(self, config: AppConfig, version: str) -> None:
         """Launch `version`'s workers that do not run; running ones are left alone."""

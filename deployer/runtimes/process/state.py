@@ -6,7 +6,6 @@ record below), `<id>.log` (stdout and stderr of its current execution), `<id>.lo
 happen under an exclusive `flock` per app, so concurrent starts and stops do not interleave.
 """
 
-import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from stagekit.dirs import data_dir
-from stagekit.files import write_atomic
+from stagekit.files import exclusive, write_atomic
 
 
 class WorkerRecord(BaseModel):
@@ -87,10 +86,5 @@ class WorkerStore:
     @contextmanager
     def locked(self, app: str) -> Iterator[None]:
         """Exclusive across processes for `app`'s workers."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / f"{app}.lock").open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive(self.root / f"{app}.lock"):
+            yield

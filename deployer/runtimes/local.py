@@ -1,0 +1,38 @@
+"""What the two runtimes on this machine (docker, process) share: the verified code package
+on the host, and the parameters neither can honour."""
+
+from pathlib import Path
+
+from deployer.config import AppConfig
+from deployer.exceptions import AppConfigError
+from packager import PackagedCode
+from packager.fetch import fetch_code
+from stagekit.dirs import cache_dir
+
+
+def local_code(name: str, version: str, package: PackagedCode) -> Path:
+    """The directory holding `version`'s code; fetched and verified on first use, never
+    trusted blindly."""
+    code = cache_dir() / "deployer" / name / version / "code"
+    if code.is_dir() and any(code.iterdir()):
+        return code  # fetch_code renames into place only after verifying every file
+    return fetch_code(package.url, package.key, code)
+
+
+def refuse(config: AppConfig, runtime: str, extra: list[str]) -> None:
+    """Raise one `AppConfigError` listing `extra` and every parameter no local runtime
+    honours; parameters are refused, never silently dropped."""
+    problems = []
+    if config.image is None:
+        problems.append(f"image: the {runtime} runtime needs a baked image (image=baked.image)")
+    if not config.commands:
+        problems.append("commands: give the command that starts the app, e.g. ['python app.py']")
+    if config.compute_pools:
+        problems.append(f"compute_pools: the {runtime} runtime runs on this machine, no pools")
+    if config.persistence:
+        problems.append(f"persistence: the {runtime} runtime has no persistent volumes")
+    if config.models or config.data:
+        problems.append(f"models/data: the {runtime} runtime cannot mount models or data")
+    problems += extra
+    if problems:
+        raise AppConfigError(f"app {config.name!r} cannot run on the {runtime} runtime:", problems)
