@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from deployer.runtimes.kubernetes import logs_request, worker_status, worker_statuses
+from deployer.runtimes.kubernetes import logs_request, worker_status, workers
 
 DATA = Path(__file__).parent / "data" / "kubernetes"
 
@@ -72,11 +72,13 @@ def test_client_objects_and_snake_case_dicts_read_the_same(name: str) -> None:
     assert worker_status(pod.to_dict()) == expected
 
 
-def test_pod_list_is_read_in_worker_order() -> None:
-    pods = {"apiVersion": "v1", "items": [load(name) for name in TABLE], "kind": "PodList"}
-    workers = worker_statuses(pods)
-    assert [w.worker_id for w in workers] == sorted(w.worker_id for w in workers)
-    running = [w for w in workers if w.version == "v2" and w.phase == "running" and w.ready]
+def test_pod_list_is_read_oldest_first_then_by_name() -> None:
+    items = [load(name) for name in TABLE]  # all created in the same second
+    items[-1]["metadata"]["creationTimestamp"] = "2025-06-02T09:00:00Z"
+    found = workers({"apiVersion": "v1", "items": items, "kind": "PodList"})
+    assert found[0].worker_id == items[-1]["metadata"]["name"]
+    assert [w.worker_id for w in found[1:]] == sorted(w.worker_id for w in found[1:])
+    running = [w for w in found if w.version == "v2" and w.status.running]
     assert len(running) == 2
 
 

@@ -1,32 +1,37 @@
-"""The Kubernetes runtime: render an app's manifests, apply them, read its pods' state.
+"""The Kubernetes runtime: map an app's config, render its manifests, apply them, read its pods.
 
-Nothing here needs a cluster except `KubernetesApplier`; manifests are checked against the
-official client's models instead of an API server.
+Nothing here needs a cluster except `KubernetesApplier` (and the runtime's calls through it);
+manifests are checked against the official client's models instead of an API server.
 """
 
 from deployer.auth import api_auth_headers
 from deployer.runtimes.kubernetes.apply import (
     ApplyRequest,
-    KubernetesApplier,
     ResourceRef,
+    app_ref,
+    app_refs,
     apply_plan,
     prune_plan,
 )
+from deployer.runtimes.kubernetes.cluster import KubernetesApplier
 from deployer.runtimes.kubernetes.errors import (
     InvalidManifest,
     KubernetesRejected,
     KubernetesSpecError,
     KubernetesUnavailable,
 )
-from deployer.runtimes.kubernetes.exposure import internal_url, public_url
+from deployer.runtimes.kubernetes.exposure import ingress_url, internal_url, public_url
 from deployer.runtimes.kubernetes.manifests import render
+from deployer.runtimes.kubernetes.mapping import to_kubernetes_spec, unsupported
+from deployer.runtimes.kubernetes.runtime import KubernetesRuntime, stops_deployment
+from deployer.runtimes.kubernetes.settings import RuntimeSettings
 from deployer.runtimes.kubernetes.spec import ClusterSettings, KubernetesAppSpec
 from deployer.runtimes.kubernetes.state import (
     LogRequest,
-    WorkerStatus,
+    log_lines,
     logs_request,
     worker_status,
-    worker_statuses,
+    workers,
 )
 
 __all__ = [
@@ -36,18 +41,26 @@ __all__ = [
     "KubernetesAppSpec",
     "KubernetesApplier",
     "KubernetesRejected",
+    "KubernetesRuntime",
     "KubernetesSpecError",
     "KubernetesUnavailable",
     "LogRequest",
     "ResourceRef",
-    "WorkerStatus",
+    "RuntimeSettings",
     "api_auth_headers",
+    "app_ref",
+    "app_refs",
     "apply_plan",
+    "ingress_url",
     "internal_url",
+    "log_lines",
     "logs_request",
     "prune_plan",
     "public_url",
     "render",
+    "stops_deployment",
+    "to_kubernetes_spec",
+    "unsupported",
     "worker_status",
-    "worker_statuses",
+    "workers",
 ]

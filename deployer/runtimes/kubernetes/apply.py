@@ -1,40 +1,30 @@
-"""Server-side apply of rendered manifests, as a plan (plain data) and a thin client over it.
+"""Server-side apply of rendered manifests, and what to delete, as plans (plain data).
 
 Server-side apply with one field manager makes a deploy idempotent and lets other controllers
 (the HPA, KEDA) own the fields they write. Objects that a previous version had but this one
 does not (an HPA after a switch to fixed replicas, an Ingress after auth was dropped) are
-pruned by name, since each app has at most one of each.
+pruned by name, since each app has at most one of each. `cluster.KubernetesApplier` carries
+the plans out.
 """
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
-import urllib3
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import ResourceNotFoundError
-
-from deployer.runtimes.kubernetes.errors import KubernetesRejected, KubernetesUnavailable
 from deployer.runtimes.kubernetes.exposure import auth_secret_name
 
 FIELD_MANAGER = "bakery"
-PLURALS = {
-    "Deployment": "deployments",
-    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
-    "Ingress": "ingresses",
-    "ScaledObject": "scaledobjects",
-    "Secret": "secrets",
-    "Service": "services",
+KINDS = {  # every kind an app may have, in apply order: kind → (apiVersion, plural)
+    "Secret": ("v1", "secrets"),
+    "Deployment": ("apps/v1", "deployments"),
+    "Service": ("v1", "services"),
+    "Ingress": ("networking.k8s.io/v1", "ingresses"),
+    "HorizontalPodAutoscaler": ("autoscaling/v2", "horizontalpodautoscalers"),
+    "ScaledObject": ("keda.sh/v1alpha1", "scaledobjects"),
 }
-_OPTIONAL = (  # (apiVersion, kind, name suffix) of what an app may or may not have
-    ("v1", "Secret", "api-auth"),
-    ("networking.k8s.io/v1", "Ingress", ""),
-    ("autoscaling/v2", "HorizontalPodAutoscaler", ""),
-    ("keda.sh/v1alpha1", "ScaledObject", ""),
-)
+ALWAYS = frozenset({"Deployment", "Service"})
+"""Every version has these; the other kinds come and go with the app's options."""
+AUTOSCALERS = ("HorizontalPodAutoscaler", "ScaledObject")
 
 
 @dataclass(frozen=True)
@@ -57,6 +47,18 @@ class ApplyRequest:
     """Take over fields another manager (e.g. a `kubectl edit`) set: bakery's config wins."""
 
 
+def app_ref(kind: str, app: str, namespace: str) -> ResourceRef:
+    """The app's object of `kind`: named after the app (its auth Secret after that)."""
+    api_version, plural = KINDS[kind]
+    name = auth_secret_name(app) if kind == "Secret" else app
+    return ResourceRef(api_version, kind, plural, namespace, name)
+
+
+def app_refs(app: str, namespace: str) -> list[ResourceRef]:
+    """Every object the app may have, in apply order."""
+    return [app_ref(kind, app, namespace) for kind in KINDS]
+
+
 def apply_plan(manifests: Iterable[Mapping[str, Any]]) -> list[ApplyRequest]:
     return [ApplyRequest(_ref(manifest), manifest) for manifest in manifests]
 
@@ -67,93 +69,15 @@ def prune_plan(manifests: Iterable[Mapping[str, Any]]) -> list[ResourceRef]:
     deployment = next(m for m in manifests if m["kind"] == "Deployment")
     name, namespace = deployment["metadata"]["name"], deployment["metadata"]["namespace"]
     present = {(m["kind"], m["metadata"]["name"]) for m in manifests}
-    stale = []
-    for api_version, kind, suffix in _OPTIONAL:
-        object_name = auth_secret_name(name) if suffix else name
-        if (kind, object_name) not in present:
-            stale.append(ResourceRef(api_version, kind, PLURALS[kind], namespace, object_name))
-    return stale
-
-
-class KubernetesApplier:
-    """Applies plans through the dynamic client; every failure becomes one of our two errors."""
-
-    def __init__(self, api_client: client.ApiClient, timeout: float = 10.0) -> None:
-        self._timeout = timeout
-        host = api_client.configuration.host
-        try:
-            client.VersionApi(api_client).get_code(_request_timeout=timeout)
-            self._dynamic = DynamicClient(api_client)
-        except ApiException as error:
-            raise _translate(error, f"the Kubernetes API server at {host}") from None
-        except urllib3.exceptions.HTTPError as error:
-            raise KubernetesUnavailable(
-                f"the Kubernetes API server at {host} is unreachable ({error}); "
-                "check the cluster and your kubeconfig"
-            ) from None
-
-    @classmethod
-    def from_environment(cls) -> Self:
-        """In a pod: its service account; elsewhere: `$KUBECONFIG` or ~/.kube/config."""
-        try:
-            config.load_incluster_config()
-        except ConfigException:
-            try:
-                config.load_kube_config()
-            except (ConfigException, OSError) as error:
-                raise KubernetesUnavailable(
-                    f"no Kubernetes cluster is configured ({error}): run inside the cluster "
-                    "or point KUBECONFIG at a kubeconfig"
-                ) from None
-        return cls(client.ApiClient())
-
-    def apply(self, plan: Iterable[ApplyRequest]) -> None:
-        for request in plan:
-            ref = request.ref
-            self._call(
-                ref,
-                "server_side_apply",
-                body=dict(request.body),
-                name=ref.name,
-                namespace=ref.namespace,
-                field_manager=request.field_manager,
-                force_conflicts=request.force,
-            )
-
-    def delete(self, refs: Iterable[ResourceRef]) -> None:
-        """Delete each object if it exists (a missing object or kind is already pruned)."""
-        for ref in refs:
-            try:
-                self._call(ref, "delete", name=ref.name, namespace=ref.namespace)
-            except KubernetesRejected as error:
-                if error.status_code != 404:
-                    raise
-
-    def _call(self, ref: ResourceRef, verb: str, **kwargs: Any) -> Any:
-        where = f"{ref.kind} {ref.namespace}/{ref.name}"
-        try:
-            resource = self._dynamic.resources.get(api_version=ref.api_version, kind=ref.kind)
-            return getattr(self._dynamic, verb)(resource, _request_timeout=self._timeout, **kwargs)
-        except ResourceNotFoundError:
-            raise KubernetesRejected(
-                404, f"the cluster does not serve {ref.api_version} {ref.kind} (for {where})"
-            ) from None
-        except ApiException as error:
-            raise _translate(error, where) from None
-        except urllib3.exceptions.HTTPError as error:
-            raise KubernetesUnavailable(
-                f"{where}: the API server is unreachable ({error})"
-            ) from None
+    return [
+        ref
+        for ref in app_refs(name, namespace)
+        if ref.kind not in ALWAYS and (ref.kind, ref.name) not in present
+    ]
 
 
 def _ref(manifest: Mapping[str, Any]) -> ResourceRef:
     meta = manifest["metadata"]
     kind = manifest["kind"]
-    return ResourceRef(manifest["apiVersion"], kind, PLURALS[kind], meta["namespace"], meta["name"])
-
-
-def _translate(error: ApiException, where: str) -> Exception:
-    status = error.status or 0
-    if status >= 500 or status == 0:
-        return KubernetesUnavailable(f"{where}: the API server failed ({status} {error.reason})")
-    return KubernetesRejected(status, f"{where}: {error.body or error.reason}")
+    plural = KINDS[kind][1]
+    return ResourceRef(manifest["apiVersion"], kind, plural, meta["namespace"], meta["name"])

@@ -8,6 +8,7 @@ an ingress-nginx class. The in-cluster URL needs no auth, as in the reference AP
 """
 
 import base64
+from collections.abc import Mapping
 from typing import Any
 
 from deployer.auth import htpasswd_line
@@ -45,6 +46,13 @@ def public_url(
         return internal_url(spec)
     scheme = "https" if cluster.tls_secret else "http"
     return f"{scheme}://{host(spec, cluster)}/"
+
+
+def ingress_url(ingress: Mapping[str, Any]) -> str:
+    """The URL an applied Ingress serves, read back from it: what `public_url` promised."""
+    spec = ingress["spec"]
+    scheme = "https" if spec.get("tls") else "http"
+    return f"{scheme}://{spec['rules'][0]['host']}/"
 
 
 def internal_url(spec: KubernetesAppSpec) -> str:

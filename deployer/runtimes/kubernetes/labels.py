@@ -5,6 +5,10 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGER = "bakery"
 VERSION_LABEL = "bakery.dev/version"
 """On every pod, so a worker's version is known without looking up its ReplicaSet."""
+PROJECT_LABEL = "bakery.dev/project"
+BRANCH_LABEL = "bakery.dev/branch"
+RENDERER_LABELS = frozenset({NAME_LABEL, MANAGED_BY_LABEL, VERSION_LABEL})
+"""What the renderer writes on every object; an app's own labels must not set them."""
 
 APP_CONTAINER = "app"
 FETCH_CONTAINER = "fetch-code"

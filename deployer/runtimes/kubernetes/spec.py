@@ -1,8 +1,9 @@
 """What the Kubernetes runtime needs to know about one app, and about the cluster it runs on.
 
-`KubernetesAppSpec` is deliberately narrower than the deployer's `AppConfig`: the deployer maps
-its config onto it, so this package does not depend on how the config is parsed. Everything is
-checked here, once, so the renderer can trust its input.
+`KubernetesAppSpec` is deliberately narrower than the deployer's `AppConfig`: `mapping.py` maps
+the config onto it, and the renderer never reads the config. Everything is checked here, once,
+so the renderer can trust its input; names and quantities by the same rules the config uses
+(`deployer.names`, `deployer.quantities`), so the two can never disagree.
 """
 
 import re
@@ -10,11 +11,11 @@ from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
 from typing import Literal
 
-from kubernetes.utils import parse_quantity
-
+from deployer.exceptions import AppConfigError
 from deployer.names import is_app_name, is_env_name, is_label_key, is_label_value, is_secret_name
+from deployer.quantities import parse_bytes, parse_cpu, parse_gpu
 from deployer.runtimes.kubernetes.errors import KubernetesSpecError
-from deployer.runtimes.kubernetes.labels import MANAGED_BY_LABEL, NAME_LABEL, VERSION_LABEL
+from deployer.runtimes.kubernetes.labels import RENDERER_LABELS
 
 AuthType = Literal["Browser", "API"]
 
@@ -25,7 +26,13 @@ DEFAULT_FETCHER_IMAGE = f"bakery:{package_version('bakery')}"
 """The bakery image (it has `bakery fetch`); push it where the cluster can pull it."""
 
 _TOKEN = re.compile(r"[-_A-Za-z0-9]{32,}")
-_RESERVED_LABELS = {NAME_LABEL, MANAGED_BY_LABEL, VERSION_LABEL}
+_QUANTITIES = {
+    "cpu": parse_cpu,
+    "memory": parse_bytes,
+    "gpu": parse_gpu,
+    "disk": parse_bytes,
+    "shared_memory": parse_bytes,
+}
 
 
 @dataclass(frozen=True)
@@ -65,11 +72,8 @@ class KubernetesAppSpec:
         _check_auth(self)
         if (self.code_url is None) != (self.code_key is None):
             raise KubernetesSpecError("code_url and code_key go together: give both or neither")
-        if self.code_url is not None and not self.code_url.startswith("s3://"):
-            raise KubernetesSpecError(
-                f"code package {self.code_url} is not in object storage that pods can reach: "
-                "set BAKERY_CODE_STORE to an s3:// URL and package the code again"
-            )
+        if self.code_url is not None and (problem := unreachable_code(self.code_url)):
+            raise KubernetesSpecError(problem)
 
     @property
     def exposure(self) -> Literal["public", "API", "Browser", "internal"]:
@@ -81,6 +85,16 @@ class KubernetesAppSpec:
     @property
     def autoscaled(self) -> bool:
         return self.min_replicas != self.max_replicas
+
+
+def unreachable_code(url: str) -> str | None:
+    """Why pods cannot fetch the code package at `url`, or None: only object storage works."""
+    if url.startswith("s3://"):
+        return None
+    return (
+        f"code package {url} is not in object storage that pods can reach: "
+        "set BAKERY_CODE_STORE to an s3:// URL and package the code again"
+    )
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,8 @@ class ClusterSettings:
     """ingress-nginx external auth (e.g. oauth2-proxy) for `Browser` auth."""
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     """Where KEDA reads ingress-nginx's request counters for rpm scaling."""
+    namespace: str = "default"
+    """Where the deployer puts apps (and looks for their Secrets)."""
 
 
 def _check_names(spec: KubernetesAppSpec) -> None:
@@ -124,26 +140,23 @@ def _check_names(spec: KubernetesAppSpec) -> None:
     if "PORT" in spec.environment:
         raise KubernetesSpecError("environment sets PORT, which the runtime sets from `port`")
     for key, value in spec.labels.items():
-        if key in _RESERVED_LABELS or not is_label_key(key) or not is_label_value(value):
+        if key in RENDERER_LABELS or not is_label_key(key) or not is_label_value(value):
             raise KubernetesSpecError(f"label {key}={value!r} is reserved or not a valid label")
 
 
 def _check_quantities(spec: KubernetesAppSpec) -> None:
-    for what in ("cpu", "memory", "gpu", "disk", "shared_memory"):
+    for what, parse in _QUANTITIES.items():
         quantity = getattr(spec, what)
         if quantity is None:
             continue
         try:
-            amount = parse_quantity(quantity)
-        except ValueError:
+            amount = parse(quantity, f"resources.{what}")
+        except AppConfigError as error:
+            raise KubernetesSpecError(error.message) from None
+        if amount.value == 0:  # only a GPU count parses as zero
             raise KubernetesSpecError(
-                f"resources.{what} {quantity!r} is not a Kubernetes quantity "
-                "(examples: '1', '500m', '2048Mi', '10Gi')"
-            ) from None
-        if amount <= 0:
-            raise KubernetesSpecError(f"resources.{what} {quantity!r} must be more than zero")
-        if what == "gpu" and amount != int(amount):
-            raise KubernetesSpecError(f"resources.gpu {quantity!r} must be a whole number")
+                f"resources.{what} {quantity!r} must be more than zero; leave it out for none"
+            )
 
 
 def _check_replicas(spec: KubernetesAppSpec) -> None:

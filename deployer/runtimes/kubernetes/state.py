@@ -1,12 +1,13 @@
-"""Pod status → worker status: what the readiness conditions and crash-loop checks count.
+"""Pod status → worker: what the readiness conditions and crash-loop checks count.
 
 Input is a pod as the API returns it: `kubectl get pods -o json` items (camelCase), a client
 `V1Pod`, or its `to_dict()` (snake_case). A worker that will not come up without a change
 (image cannot be pulled, missing Secret, code package fetch failed) is `failed` with a reason
 that says what to fix; one that keeps exiting is `crashloop`; one waiting for a node or still
-starting is `pending`.
+starting is `pending`. Log text as the API returns it (with timestamps) becomes `LogLine`s.
 """
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,8 +16,10 @@ from typing import Any
 from kubernetes.client import ApiClient
 
 from deployer.readiness import Phase, WorkerStatus
+from deployer.runtimes.base import LogLine, Worker
 from deployer.runtimes.kubernetes.labels import APP_CONTAINER, FETCH_CONTAINER, VERSION_LABEL
 
+_TIMESTAMPED = re.compile(r"(\d{4}-\d\d-\d\dT\S+) (.*)")
 IMAGE_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 START_ERRORS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 
@@ -40,24 +43,39 @@ class LogRequest:
         }
 
 
-def worker_statuses(pods: Mapping[str, Any] | Iterable[Any]) -> list[WorkerStatus]:
-    """Every pod of a PodList (or any iterable of pods), by worker id."""
+def workers(pods: Mapping[str, Any] | Iterable[Any]) -> list[Worker]:
+    """Every pod of a PodList (or any iterable of pods), oldest first as `Runtime` reports."""
     items = pods.get("items", []) if isinstance(pods, Mapping) else pods
-    return sorted((worker_status(pod) for pod in items), key=lambda worker: worker.worker_id)
+    views = [_Pod(pod) for pod in items]
+    views.sort(key=lambda pod: (str(pod.meta("creationTimestamp") or ""), pod.name))
+    return [_worker(pod) for pod in views]
+
+
+def _worker(pod: "_Pod") -> Worker:
+    """Its status, and the pod's own address for other apps while it runs."""
+    status = _status(pod)
+    ip, port = pod.status("podIP"), pod.app_port()
+    url = None
+    if status.phase == "running" and ip and port:
+        host = f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
+        url = f"http://{host}:{port}"
+    return Worker(status=status, internal_url=url)
 
 
 def worker_status(pod: Any) -> WorkerStatus:
-    view = _Pod(pod)
-    phase, reason = _phase(view)
+    return _status(_Pod(pod))
+
+
+def _status(pod: "_Pod") -> WorkerStatus:
+    phase, reason = _phase(pod)
     return WorkerStatus(
-        worker_id=view.meta("name"),
-        version=(view.meta("labels") or {}).get(VERSION_LABEL),
+        worker_id=pod.name,
+        version=(pod.meta("labels") or {}).get(VERSION_LABEL),
         phase=phase,
-        ready=phase == "running" and view.condition("Ready", "status") == "True",
+        ready=phase == "running" and pod.condition("Ready", "status") == "True",
         restarts=sum(
             _get(status, "restartCount") or 0
-            for status in view.statuses("initContainerStatuses")
-            + view.statuses("containerStatuses")
+            for status in pod.statuses("initContainerStatuses") + pod.statuses("containerStatuses")
         ),
         reason=reason,
     )
@@ -71,11 +89,20 @@ def logs_request(pod: Any, *, previous: bool) -> LogRequest:
         for status in view.statuses("initContainerStatuses")
     )
     return LogRequest(
-        name=view.meta("name"),
+        name=view.name,
         namespace=view.meta("namespace") or "default",
         container=FETCH_CONTAINER if fetch_failing else APP_CONTAINER,
         previous=previous,
     )
+
+
+def log_lines(text: str) -> list[LogLine]:
+    """`timestamps=True` log text → lines that keep the kubelet's timestamp."""
+    lines = []
+    for line in text.splitlines():
+        match = _TIMESTAMPED.fullmatch(line)
+        lines.append(LogLine(match[2], match[1]) if match else LogLine(line))
+    return lines
 
 
 def _phase(pod: "_Pod") -> tuple[Phase, str | None]:
@@ -173,6 +200,10 @@ class _Pod:
         self._spec = _get(pod, "spec") or {}
         self._status = _get(pod, "status") or {}
 
+    @property
+    def name(self) -> str:
+        return self.meta("name")
+
     def meta(self, key: str) -> Any:
         return _get(self._metadata, key)
 
@@ -183,10 +214,16 @@ class _Pod:
         return list(self.status(key) or [])
 
     def memory_limit(self, container: str) -> str | None:
-        for spec in _get(self._spec, "containers") or []:
-            if _get(spec, "name") == container:
-                return ((_get(spec, "resources") or {}).get("limits") or {}).get("memory")
-        return None
+        spec = self._container(container)
+        return ((_get(spec, "resources") or {}).get("limits") or {}).get("memory")
+
+    def app_port(self) -> int | None:
+        ports = _get(self._container(APP_CONTAINER), "ports") or []
+        return next((_get(port, "containerPort") for port in ports), None)
+
+    def _container(self, name: str) -> Mapping[str, Any]:
+        containers = _get(self._spec, "containers") or []
+        return next((spec for spec in containers if _get(spec, "name") == name), {})
 
     def condition(self, kind: str, field: str) -> Any:
         for condition in self.status("conditions") or []:
@@ -199,4 +236,4 @@ def _get(mapping: Mapping[str, Any], camel_key: str) -> Any:
     """`mapping[camel_key]`, or its snake_case spelling as in the client's `to_dict()`."""
     if camel_key in mapping:
         return mapping[camel_key]
-    return mapping.get(re.sub(r"(?<!^)([A-Z])", r"_\1", camel_key).lower())
+    return mapping.get(re.sub(r"(?<=[a-z0-9])([A-Z]+)", r"_\1", camel_key).lower())
