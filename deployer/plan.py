@@ -51,6 +51,8 @@ def deploy_plan(
     and is raised; apps deployed before it stay deployed.
     """
     planned = {config.name: config for config in configs}
+    for config in configs:  # refuse before the first wave, not halfway through the plan
+        runtime.refuse_unsupported(config)
     deployed = _already_deployed(planned, runtime)
     waves = deploy_order(
         {name: [d for d in c.depends_on if d in planned] for name, c in planned.items()}

@@ -2,13 +2,15 @@
 
 import typer
 
-from bakery.cli import bake, code
+from bakery.cli import apps, bake, code, secrets
 
 app = typer.Typer(
     name="bakery",
-    help="Bake Python dependency specs into OCI images and package code for deployment.",
+    help="Bake Python dependency specs into OCI images, package code, and deploy apps.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 code.register(app)
 bake.register(app)
+apps.register(app)
+secrets.register(app)

@@ -7,6 +7,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -23,15 +24,28 @@ err = Console(stderr=True)
 out = Console()
 
 
-def fail(error: Exception) -> NoReturn:
-    """Print a typed error as one readable message and exit 1 (no traceback)."""
-    err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+def fail(error: Exception | str) -> NoReturn:
+    """Print a typed error (or a message) as one readable message and exit 1 (no traceback).
+
+    The text is escaped: messages quote logs and lists whose brackets are not markup.
+    """
+    err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
+@contextmanager
+def fail_on(*errors: type[Exception]) -> Iterator[None]:
+    """Inside, an error of one of these types becomes `fail(error)`."""
+    try:
+        yield
+    except errors as error:
+        fail(error)
+
+
 def log_line(message: str) -> None:
-    """A progress message on stderr, never wrapped (URLs and keys stay copyable)."""
-    err.print(message, highlight=False, soft_wrap=True)
+    """A progress message on stderr, never wrapped (URLs and keys stay copyable) and never
+    read as markup (`flask[async]` stays as written)."""
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def print_json(value: Any) -> None:

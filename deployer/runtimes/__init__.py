@@ -2,11 +2,13 @@
 kubernetes), else docker where an engine answers, else local processes."""
 
 import os
+from typing import Literal, get_args
 
 from deployer.exceptions import AppConfigError, BackendUnhealthyException
 from deployer.runtimes.base import Runtime
 
-RUNTIMES = ("docker", "process", "kubernetes")
+RuntimeKind = Literal["docker", "process", "kubernetes"]
+RUNTIMES: tuple[str, ...] = get_args(RuntimeKind)
 
 
 def runtime_named(kind: str) -> Runtime:
@@ -22,14 +24,16 @@ def runtime_named(kind: str) -> Runtime:
         from deployer.runtimes.kubernetes.runtime import KubernetesRuntime
 
         return KubernetesRuntime()
-    raise AppConfigError(
-        f"BAKERY_RUNTIME={kind!r} is not a runtime; use one of {', '.join(RUNTIMES)}"
-    )
+    raise AppConfigError(f"runtime {kind!r} is unknown; use one of {', '.join(RUNTIMES)}")
 
 
 def default_runtime() -> Runtime:
     configured = os.environ.get("BAKERY_RUNTIME")
     if configured:
+        if configured not in RUNTIMES:
+            raise AppConfigError(
+                f"BAKERY_RUNTIME={configured!r} is not a runtime; use one of {', '.join(RUNTIMES)}"
+            )
         return runtime_named(configured)
     docker = runtime_named("docker")
     try:
