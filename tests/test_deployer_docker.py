@@ -1,4 +1,4 @@
-"""The docker runtime end to end: a baked image, a code package, real containers, real nginx."""
+"""The docker runtime end to end: a baked Flask app, its code package, real containers, nginx."""
 
 import json
 import subprocess
@@ -28,9 +28,9 @@ from deployer.runtimes.docker import DockerRuntime
 from deployer.secrets import SecretStore
 from packager import PackagedCode, package_code
 
-HELLO_APP = Path(__file__).parent.parent / "examples" / "hello-app"
+FLASK_APP = Path(__file__).parent.parent / "examples" / "flask-app"
 FAST = {"max_wait_time": 60, "readiness_wait_time": 0.2, "logger_fn": lambda _: None}
-SERVE = "python server.py"
+SERVE = "flask --app app run --host 0.0.0.0 --port $PORT"
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class HelloBuild:
 def hello_build(
     tmp_path_factory, registry_service, pushed_debian_base, docker_engine
 ) -> Iterator[HelloBuild]:
-    """hello-app's code packaged into a local store, run on an image baked with `six`.
+    """examples/flask-app's code packaged into a local store, run on an image baked from its
+    requirements.txt (Flask, from PyPI).
 
     The deployer's caches and records (BAKERY_CACHE_DIR, BAKERY_DATA_DIR) are fresh for
     the module and stay set for it.
@@ -57,8 +58,11 @@ def hello_build(
         patch.setenv("BAKERY_RUNTIME", "docker")
         patch.delenv("BAKERY_REGISTRY", raising=False)
         repo = registry_service.fresh_repo("deployed")
-        baked = bake_image(pypi={"six": ""}, registry=f"{registry_service.host}/{repo}")
-        code = package_code([str(HELLO_APP)], store=str(root / "store"))
+        baked = bake_image(
+            requirements_file=FLASK_APP / "requirements.txt",
+            registry=f"{registry_service.host}/{repo}",
+        )
+        code = package_code([str(FLASK_APP)], store=str(root / "store"))
         yield HelloBuild(baked.image, code)
 
 
