@@ -21,6 +21,7 @@ from deployer.exceptions import (
     AppCrashLoopException,
     AppReadinessException,
     AppUpgradeInProgressException,
+    BackendUnhealthyException,
 )
 from deployer.lifecycle import RUN_TAG, app_deploy
 from deployer.plan import url_variable
@@ -111,7 +112,9 @@ def test_two_replicas_serve_through_the_proxy_and_survive_the_process(hello_buil
     assert all(any('"GET / HTTP/1.1" 200' in line for line in lines) for lines in logs.values())
     assert [r["status"] for r in app.replicas()] == ["running", "running"]
 
-    limits = inspect(app.replicas()[0]["workerId"])["HostConfig"]
+    container = inspect(app.replicas()[0]["workerId"])
+    assert container["Config"]["Labels"]["bakery.tag.suite"] == "docker"
+    limits = container["HostConfig"]
     assert (limits["NanoCpus"], limits["Memory"], limits["ShmSize"]) == (
         500_000_000,
         256 * 2**20,
@@ -414,3 +417,10 @@ def test_lifecycle_helper_cleans_up_after_an_exception(hello_build, app_name):
         assert AppDeployer.list_deployments(tags=[run_tag])[0].name == app_name
     finally:
         _delete_all(kept)
+
+
+def test_unreachable_engine_is_a_backend_error(hello_build, app_name, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(BackendUnhealthyException, match="no Docker Engine answers"):
+        deployer(hello_build, app_name, [SERVE]).deploy(**FAST)
+    assert AppDeployer.list_deployments(name=app_name) == []  # nothing registered

@@ -35,6 +35,9 @@ APP_LABEL = "bakery.app"
 VERSION_LABEL = "bakery.version"
 PORT_LABEL = "bakery.port"
 SECRETS_LABEL = "bakery.environment-digest"
+PROJECT_LABEL = "bakery.project"
+BRANCH_LABEL = "bakery.branch"
+TAG_PREFIX = "bakery.tag."
 WORKDIR = "/app"
 _PROBE_TIMEOUT = 0.5
 _STOP_TIMEOUT = 5
@@ -42,14 +45,22 @@ _PORT_ATTEMPTS = 5
 
 
 def labels_for(config: AppConfig, version: str, environment: dict[str, str]) -> dict[str, str]:
-    """The environment's digest is a label too: a changed secret value recreates the
-    replicas at the same version (the config, and so the version, holds only names)."""
-    return {
+    """App, version, project, branch and tags, so `docker ps --filter label=…` finds an
+    app's containers as list_deployments finds the app. The environment's digest is a label
+    too: a changed secret value recreates the replicas at the same version (the config, and
+    so the version, holds only names)."""
+    labels = {
         APP_LABEL: config.name,
         VERSION_LABEL: version,
         PORT_LABEL: str(config.port),
         SECRETS_LABEL: _digest(environment),
     }
+    if config.project:
+        labels[PROJECT_LABEL] = config.project
+    if config.branch:
+        labels[BRANCH_LABEL] = config.branch
+    labels.update({f"{TAG_PREFIX}{key}": value for key, value in config.tags.items()})
+    return labels
 
 
 def resource_options(config: AppConfig) -> dict[str, int]:
