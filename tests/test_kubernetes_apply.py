@@ -40,13 +40,16 @@ def test_prune_plan_lists_optional_objects_this_version_does_not_have() -> None:
         namespace="apps",
         image="registry.example.com/web:1",
         port=8000,
-        public=True,
+        public=True,  # Browser auth: an Ingress, no token Secret
         min_replicas=0,
         max_replicas=2,
     )
-    manifests = render(
-        spec, keda_installed=True, ingress_class="nginx", cluster=ClusterSettings("example.com")
+    cluster = ClusterSettings(
+        "example.com",
+        browser_auth_url="https://login.example.com/oauth2/auth",
+        browser_auth_signin="https://login.example.com/oauth2/start",
     )
+    manifests = render(spec, keda_installed=True, ingress_class="nginx", cluster=cluster)
     assert prune_plan(manifests) == [
         ResourceRef("v1", "Secret", "secrets", "apps", "web-api-auth"),
         ResourceRef(

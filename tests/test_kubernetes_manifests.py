@@ -71,12 +71,24 @@ def pod_spec(manifests: list[dict[str, Any]]) -> dict[str, Any]:
 
 # --- every combination --------------------------------------------------------------------
 
-EXPOSURES = {
-    "internal": {},
-    "public": {"auth_type": "Browser", "public": True},
-    "API": {"auth_type": "API", "api_token": TOKEN},
-    "Browser": {"auth_type": "Browser"},
+AUTH_TYPES = ("Browser", "API", "BrowserAndApi")
+TOKEN_AUTH = ("API", "BrowserAndApi")
+NGINX = "nginx.ingress.kubernetes.io/"
+BASIC_AUTH = {
+    f"{NGINX}auth-realm": "bakery app web",
+    f"{NGINX}auth-secret": "web-api-auth",
+    f"{NGINX}auth-type": "basic",
 }
+EXTERNAL_AUTH = {
+    f"{NGINX}auth-signin": CLUSTER.browser_auth_signin,
+    f"{NGINX}auth-url": CLUSTER.browser_auth_url,
+}
+ANNOTATIONS = {
+    "Browser": EXTERNAL_AUTH,
+    "API": BASIC_AUTH,
+    "BrowserAndApi": {**BASIC_AUTH, **EXTERNAL_AUTH, f"{NGINX}satisfy": "any"},
+}
+"""What the Ingress of a public app checks, by auth type: never nothing."""
 REPLICAS = {
     "fixed": {"min_replicas": 2, "max_replicas": 2},
     "autoscaled": {"min_replicas": 1, "max_replicas": 3, "rpm": 120},
@@ -86,13 +98,22 @@ RESOURCES = {"none": {}, "full": FULL_RESOURCES}
 CODE = {"code": {}, "no-code": {"code_url": None, "code_key": None}}
 
 
-def expected(exposure: str, replicas: str, keda: bool, ingress_class: str | None) -> set[str] | str:
+def auth(auth_type: str, public: bool) -> dict[str, Any]:
+    """Spec fields for an auth type; token types get a token even when not public, so the
+    tests show the renderer itself leaves it out without an Ingress that checks it."""
+    token = {"api_token": TOKEN} if auth_type in TOKEN_AUTH else {}
+    return {"auth_type": auth_type, "public": public, **token}
+
+
+def expected(
+    auth_type: str, public: bool, replicas: str, keda: bool, ingress_class: str | None
+) -> set[str] | str:
     """The kinds rendered, or the start of the KubernetesSpecError message: the rules, restated."""
-    exposed = ingress_class is not None and exposure != "internal"
+    exposed = ingress_class is not None and public
     kinds = {"Deployment", "Service"}
     if exposed:
         kinds.add("Ingress")
-    if exposed and exposure == "API":
+    if exposed and auth_type in TOKEN_AUTH:
         kinds.add("Secret")
     if replicas != "fixed":
         if keda and not exposed:
@@ -104,17 +125,23 @@ def expected(exposure: str, replicas: str, keda: bool, ingress_class: str | None
 
 
 COMBINATIONS = list(
-    itertools.product(EXPOSURES, REPLICAS, [False, True], [None, "nginx"], RESOURCES, CODE)
+    itertools.product(
+        AUTH_TYPES, [True, False], REPLICAS, [False, True], [None, "nginx"], RESOURCES, CODE
+    )
 )
 
 
 @pytest.mark.parametrize(
-    ("exposure", "replicas", "keda", "ingress_class", "resources", "code"),
+    ("auth_type", "public", "replicas", "keda", "ingress_class", "resources", "code"),
     COMBINATIONS,
-    ids=["-".join(map(str, combination)) for combination in COMBINATIONS],
+    ids=[
+        f"{a}-{'public' if p else 'private'}-{r}-{'keda' if k else 'no-keda'}-{i}-{res}-{c}"
+        for a, p, r, k, i, res, c in COMBINATIONS
+    ],
 )
 def test_every_option_combination_renders_valid_manifests(
-    exposure: str,
+    auth_type: str,
+    public: bool,
     replicas: str,
     keda: bool,
     ingress_class: str | None,
@@ -122,9 +149,10 @@ def test_every_option_combination_renders_valid_manifests(
     code: str,
 ) -> None:
     spec = make_spec(
-        **EXPOSURES[exposure], **REPLICAS[replicas], **RESOURCES[resources], **CODE[code]
+        **auth(auth_type, public), **REPLICAS[replicas], **RESOURCES[resources], **CODE[code]
     )
-    outcome = expected(exposure, replicas, keda, ingress_class)
+    assert spec.exposure == (auth_type if public else "internal")
+    outcome = expected(auth_type, public, replicas, keda, ingress_class)
     if replicas == "autoscaled" and not keda and resources == "none" and isinstance(outcome, set):
         outcome = "autoscales, and without KEDA"
     if isinstance(outcome, str):
@@ -132,7 +160,12 @@ def test_every_option_combination_renders_valid_manifests(
             render(spec, keda_installed=keda, ingress_class=ingress_class, cluster=CLUSTER)
         return
     manifests = render(spec, keda_installed=keda, ingress_class=ingress_class, cluster=CLUSTER)
-    assert set(by_kind(manifests)) == outcome
+    kinds = by_kind(manifests)
+    assert set(kinds) == outcome
+    if "Ingress" in kinds:
+        assert kinds["Ingress"]["metadata"]["annotations"] == ANNOTATIONS[auth_type]
+    url = public_url(spec, ingress_class=ingress_class, cluster=CLUSTER)
+    assert url == ("http://web.apps.apps.example.com/" if "Ingress" in kinds else None)
     for manifest in manifests:
         validate(manifest)  # render validated already; this checks the returned (sorted) copies
         assert manifest["metadata"]["namespace"] == "apps"
@@ -223,13 +256,13 @@ def test_service_fronts_the_named_port() -> None:
     assert internal_url(make_spec()) == "http://web.apps.svc.cluster.local/"
 
 
-def test_public_app_gets_an_ingress_without_auth_and_tls_when_configured() -> None:
-    spec = make_spec(public=True)
+def test_public_app_gets_an_ingress_with_its_auth_and_tls_when_configured() -> None:
+    spec = make_spec(public=True)  # Browser auth, as AppConfig's default
     cluster = replace(CLUSTER, tls_secret="wildcard-apps")
     ingress = by_kind(render(spec, keda_installed=False, ingress_class="nginx", cluster=cluster))[
         "Ingress"
     ]
-    assert "annotations" not in ingress["metadata"]
+    assert ingress["metadata"]["annotations"] == EXTERNAL_AUTH
     assert ingress["spec"]["ingressClassName"] == "nginx"
     (rule,) = ingress["spec"]["rules"]
     assert rule["host"] == "web.apps.apps.example.com"
@@ -242,11 +275,33 @@ def test_public_app_gets_an_ingress_without_auth_and_tls_when_configured() -> No
         public_url(spec, ingress_class="nginx", cluster=cluster)
         == "https://web.apps.apps.example.com/"
     )
-    assert public_url(spec, ingress_class=None, cluster=cluster) == internal_url(spec)
+    assert public_url(spec, ingress_class=None, cluster=cluster) is None
+
+
+@pytest.mark.parametrize("auth_type", AUTH_TYPES)
+def test_a_non_public_app_is_reachable_only_in_the_cluster_without_auth(auth_type: str) -> None:
+    """No Ingress, so nothing to check a token or a login: no Secret, and no browser login or
+    domain needed from the cluster. The Service's in-cluster URL needs no auth."""
+    spec = make_spec(**auth(auth_type, public=False))
+    assert spec.exposure == "internal"
+    bare = ClusterSettings()  # no domain, no browser login
+    kinds = by_kind(render(spec, keda_installed=True, ingress_class="nginx", cluster=bare))
+    assert set(kinds) == {"Deployment", "Service"}
+    assert public_url(spec, ingress_class="nginx", cluster=bare) is None
+    assert internal_url(spec) == "http://web.apps.svc.cluster.local/"
+
+
+def test_a_non_public_token_app_needs_no_token() -> None:
+    for auth_type in TOKEN_AUTH:
+        spec = make_spec(auth_type=auth_type, public=False)
+        assert spec.api_token is None
+        assert "Secret" not in by_kind(
+            render(spec, keda_installed=False, ingress_class="nginx", cluster=CLUSTER)
+        )
 
 
 def test_api_auth_is_basic_auth_checked_by_ingress_nginx_against_the_token() -> None:
-    spec = make_spec(auth_type="API", api_token=TOKEN)
+    spec = make_spec(auth_type="API", public=True, api_token=TOKEN)
     kinds = by_kind(render(spec, keda_installed=False, ingress_class="nginx", cluster=CLUSTER))
     annotations = kinds["Ingress"]["metadata"]["annotations"]
     assert annotations == {
@@ -271,7 +326,7 @@ def test_api_auth_is_basic_auth_checked_by_ingress_nginx_against_the_token() -> 
 
 
 def test_browser_auth_uses_external_auth_and_is_refused_when_unconfigured() -> None:
-    spec = make_spec(auth_type="Browser")
+    spec = make_spec(auth_type="Browser", public=True)
     ingress = by_kind(render(spec, keda_installed=False, ingress_class="nginx", cluster=CLUSTER))[
         "Ingress"
     ]
@@ -279,11 +334,29 @@ def test_browser_auth_uses_external_auth_and_is_refused_when_unconfigured() -> N
         "nginx.ingress.kubernetes.io/auth-signin": CLUSTER.browser_auth_signin,
         "nginx.ingress.kubernetes.io/auth-url": CLUSTER.browser_auth_url,
     }
-    with pytest.raises(KubernetesSpecError, match="no browser login"):
+    with pytest.raises(KubernetesSpecError, match="Browser auth, but this cluster has no browser"):
         render(spec, keda_installed=False, ingress_class="nginx", cluster=ClusterSettings("x.io"))
 
 
-def test_exposed_app_needs_a_domain() -> None:
+def test_browser_and_api_auth_lets_either_the_login_or_the_token_in() -> None:
+    """ingress-nginx puts auth_request (login), auth_basic (token) and `satisfy any` in one
+    location, so one Ingress serves both kinds of client."""
+    spec = make_spec(auth_type="BrowserAndApi", public=True, api_token=TOKEN)
+    kinds = by_kind(render(spec, keda_installed=False, ingress_class="nginx", cluster=CLUSTER))
+    assert kinds["Ingress"]["metadata"]["annotations"] == {
+        "nginx.ingress.kubernetes.io/auth-realm": "bakery app web",
+        "nginx.ingress.kubernetes.io/auth-secret": "web-api-auth",
+        "nginx.ingress.kubernetes.io/auth-signin": CLUSTER.browser_auth_signin,
+        "nginx.ingress.kubernetes.io/auth-type": "basic",
+        "nginx.ingress.kubernetes.io/auth-url": CLUSTER.browser_auth_url,
+        "nginx.ingress.kubernetes.io/satisfy": "any",
+    }
+    assert base64.b64decode(kinds["Secret"]["data"]["token"]).decode() == TOKEN
+    with pytest.raises(KubernetesSpecError, match="BrowserAndApi auth, but this cluster has no"):
+        render(spec, keda_installed=False, ingress_class="nginx", cluster=ClusterSettings("x.io"))
+
+
+def test_public_app_needs_a_domain() -> None:
     with pytest.raises(KubernetesSpecError, match="needs a domain"):
         render(make_spec(public=True), keda_installed=False, ingress_class="nginx")
 
@@ -336,7 +409,9 @@ def test_fixed_replicas_have_no_autoscaler_even_with_keda() -> None:
 
 
 def test_rendering_is_deterministic() -> None:
-    spec = make_spec(auth_type="API", api_token=TOKEN, min_replicas=0, max_replicas=2)
+    spec = make_spec(
+        auth_type="BrowserAndApi", public=True, api_token=TOKEN, min_replicas=0, max_replicas=2
+    )
     first = render(spec, keda_installed=True, ingress_class="nginx", cluster=CLUSTER)
     reordered = replace(spec, environment=dict(reversed(spec.environment.items())))
     second = render(reordered, keda_installed=True, ingress_class="nginx", cluster=CLUSTER)
@@ -390,9 +465,11 @@ def test_custom_resources_have_their_metadata_checked() -> None:
         ({"secrets": ("Bad_Secret",)}, "not a valid Secret name"),
         ({"code_url": "file:///tmp/code/ab/ab.tar.gz"}, "pods can reach"),
         ({"code_key": None}, "go together"),
-        ({"auth_type": "API"}, "api_token"),
-        ({"auth_type": "API", "api_token": "short"}, "api_token"),
-        ({"auth_type": "BrowserAndApi"}, "not one of"),
+        ({"auth_type": "API", "public": True}, "public API-auth app needs api_token"),
+        ({"auth_type": "API", "public": True, "api_token": "short"}, "api_token"),
+        ({"auth_type": "BrowserAndApi", "public": True}, "BrowserAndApi-auth app needs api_token"),
+        ({"auth_type": "Basic"}, "not one of Browser, API, BrowserAndApi"),
+        ({"auth_type": None, "public": True}, "not one of"),  # no Ingress without auth
         ({"min_replicas": 3, "max_replicas": 2}, "min <= max"),
         ({"min_replicas": 0, "max_replicas": 0}, "max >= 1"),
         ({"rpm": 0}, "rpm"),

@@ -103,13 +103,23 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"replicas": {"min": 0, "max": 2}},
         {"min_replicas": 0, "max_replicas": 2, "rpm": 60},
     ),
+    # every auth.type and auth.public: the type is always what a public app's Ingress checks; the
+    # token reaches the spec (and so a Secret) only for a public API or BrowserAndApi app.
+    "browser-public": ({"auth": {"type": "Browser", "public": True}}, {}),
     "browser-private": ({"auth": {"type": "Browser", "public": False}}, {"public": False}),
+    "api-public": ({"auth": {"type": "API"}}, {"auth_type": "API", "api_token": TOKEN}),
     "api-private": (
         {"auth": {"type": "API", "public": False}},
-        {"auth_type": "API", "public": False, "api_token": TOKEN},
+        {"auth_type": "API", "public": False},
     ),
-    "api-public": ({"auth": {"type": "API"}}, {"auth_type": "API", "api_token": TOKEN}),
-    "browser-and-api-public": ({"auth": {"type": "BrowserAndApi"}}, {"auth_type": None}),
+    "browser-and-api-public": (
+        {"auth": {"type": "BrowserAndApi"}},
+        {"auth_type": "BrowserAndApi", "api_token": TOKEN},
+    ),
+    "browser-and-api-private": (
+        {"auth": {"type": "BrowserAndApi", "public": False}},
+        {"auth_type": "BrowserAndApi", "public": False},
+    ),
     "tags": (
         {"tags": [{"env": "prod"}, {"example.com/team": "ml"}]},
         {"labels": {"env": "prod", "example.com/team": "ml"}},
@@ -130,9 +140,9 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
     "persistence": ({"persistence": "postgres"}, "persistence: "),
     "models": ({"models": [{"name": "bert"}]}, "models: "),
     "data": ({"data": ["s3://bucket/data"]}, "data: "),
-    "browser-and-api-private": (
-        {"auth": {"type": "BrowserAndApi", "public": False}},
-        "auth.type: BrowserAndApi",
+    "autoscaled-private": (
+        {"replicas": {"min": 1, "max": 3}, "auth": {"type": "API", "public": False}},
+        "replicas: min != max scales on requests per minute",
     ),
     "tag-version": ({"tags": [{"bakery.dev/version": "x"}]}, "tags: bakery.dev/version"),
     "tag-name": ({"tags": [{"app.kubernetes.io/name": "x"}]}, "tags: app.kubernetes.io/name"),
@@ -172,7 +182,7 @@ def test_every_parameter_at_once() -> None:
         secrets=["my-api-keys"],
         resources={"cpu": "1", "memory": "2Gi", "gpu": "1", "disk": "10Gi", "shared_memory": "1Gi"},
         replicas={"min": 0, "max": 3},
-        auth={"type": "API", "public": False},
+        auth={"type": "API", "public": True},
         tags=[{"env": "prod"}],
         project="recs",
         branch="main",
@@ -212,16 +222,62 @@ def test_every_parameter_at_once() -> None:
     )
 
 
-def test_the_api_token_comes_from_the_record_into_the_auth_secret() -> None:
-    spec = spec_of(config(auth={"type": "API", "public": False}))
+@pytest.mark.parametrize("auth_type", ["API", "BrowserAndApi"])
+def test_the_api_token_comes_from_the_record_into_the_auth_secret(auth_type: str) -> None:
+    spec = spec_of(config(auth={"type": auth_type}))
     secret = render(spec, keda_installed=False, ingress_class="nginx", cluster=CLUSTER)[0]
     assert secret["kind"] == "Secret"
     assert base64.b64decode(secret["data"]["token"]).decode() == TOKEN
 
 
-def test_an_api_app_without_a_token_in_its_record_is_refused() -> None:
+@pytest.mark.parametrize("auth_type", ["API", "BrowserAndApi"])
+def test_a_public_token_app_without_a_token_in_its_record_is_refused(auth_type: str) -> None:
     with pytest.raises(AppConfigError, match="api_token"):
-        spec_of(config(auth={"type": "API", "public": False}), token=None)
+        spec_of(config(auth={"type": auth_type}), token=None)
+    # Not public: nothing checks a token, so none is needed.
+    assert spec_of(config(auth={"type": auth_type, "public": False}), token=None).api_token is None
+
+
+@pytest.mark.parametrize(
+    ("auth", "kinds", "annotations"),
+    [
+        ({}, ["Deployment", "Service", "Ingress"], ["auth-signin", "auth-url"]),
+        (
+            {"type": "API"},
+            ["Secret", "Deployment", "Service", "Ingress"],
+            ["auth-realm", "auth-secret", "auth-type"],
+        ),
+        (
+            {"type": "BrowserAndApi"},
+            ["Secret", "Deployment", "Service", "Ingress"],
+            ["auth-realm", "auth-secret", "auth-signin", "auth-type", "auth-url", "satisfy"],
+        ),
+        ({"public": False}, ["Deployment", "Service"], None),
+        ({"type": "API", "public": False}, ["Deployment", "Service"], None),
+        ({"type": "BrowserAndApi", "public": False}, ["Deployment", "Service"], None),
+    ],
+    ids=[
+        "default-browser-public",
+        "api-public",
+        "browser-and-api-public",
+        "browser-private",
+        "api-private",
+        "browser-and-api-private",
+    ],
+)
+def test_auth_type_is_always_enforced_and_public_decides_the_ingress(
+    auth: dict[str, Any], kinds: list[str], annotations: list[str] | None
+) -> None:
+    """The reference API's `{"type": "API"}` example (public by default) is protected."""
+    spec = spec_of(config(auth=auth))
+    manifests = render(spec, keda_installed=True, ingress_class="nginx", cluster=CLUSTER)
+    found = {m["kind"]: m for m in manifests}
+    assert list(found) == kinds
+    if annotations is None:
+        assert public_url(spec, ingress_class="nginx", cluster=CLUSTER) is None
+        return
+    keys = found["Ingress"]["metadata"]["annotations"]
+    assert sorted(key.removeprefix("nginx.ingress.kubernetes.io/") for key in keys) == annotations
 
 
 def test_the_ingress_url_is_the_public_url_promised() -> None:
@@ -258,7 +314,7 @@ def test_every_refusal_is_listed_at_once() -> None:
         "persistence",
         "models",
         "data",
-        "auth.type",
+        "replicas",
         "tags",
         "code_package",
     ]

@@ -51,10 +51,16 @@ DATA = Path(__file__).parent / "data" / "kubernetes"
 KEY = "5c1e0b2a9d8f7e6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a392817061234"
 PKG = PackagedCode(f"s3://bakery-code/packages/5c/{KEY}.tar.gz", KEY)
 SETTINGS = RuntimeSettings(
-    cluster=ClusterSettings(domain="apps.example.com", namespace="apps"),
+    cluster=ClusterSettings(
+        domain="apps.example.com",
+        namespace="apps",
+        browser_auth_url="https://login.example.com/oauth2/auth",
+        browser_auth_signin="https://login.example.com/oauth2/start",
+    ),
     ingress_class="nginx",
     keda_installed=True,
 )
+NO_LOGIN = ClusterSettings(domain="apps.example.com", namespace="apps")
 
 
 def load(name: str) -> dict[str, Any]:
@@ -179,7 +185,7 @@ def test_building_the_runtime_does_not_connect(records: RecordStore) -> None:
 
 def test_start_applies_the_mapped_spec_then_prunes(records: RecordStore) -> None:
     cluster = MemoryCluster()
-    app = config(auth={"type": "API", "public": False})
+    app = config(auth={"type": "API"})
     runtime_on(cluster, records).start(app, "v1")
     record = records.get("web")
     assert record is not None
@@ -189,15 +195,14 @@ def test_start_applies_the_mapped_spec_then_prunes(records: RecordStore) -> None
         request.ref for request in apply_plan(manifests)
     ]
     assert list(cluster.objects.values()) == manifests
+    assert [m["kind"] for m in manifests] == ["Secret", "Deployment", "Service", "Ingress"]
     assert cluster.kinds("delete") == ["HorizontalPodAutoscaler", "ScaledObject"]
 
 
 def test_a_new_version_prunes_what_it_no_longer_has(records: RecordStore) -> None:
     cluster = MemoryCluster()
     runtime = runtime_on(cluster, records)
-    runtime.start(
-        config(auth={"type": "API", "public": False}, replicas={"min": 1, "max": 3}), "v1"
-    )
+    runtime.start(config(auth={"type": "API"}, replicas={"min": 1, "max": 3}), "v1")
     assert {ref.kind for ref in cluster.objects} >= {"Secret", "ScaledObject"}
     runtime.start(config(replicas={"fixed": 2}), "v2")
     assert sorted(ref.kind for ref in cluster.objects) == ["Deployment", "Ingress", "Service"]
@@ -223,10 +228,49 @@ def test_start_refuses_before_touching_the_cluster(records: RecordStore) -> None
     runtime = runtime_on(cluster, records)
     with pytest.raises(AppConfigError, match="compute_pools"):
         runtime.start(config(compute_pools=["gpu"]), "v1")
-    no_login = RuntimeSettings(SETTINGS.cluster, ingress_class="nginx", keda_installed=True)
+    no_login = RuntimeSettings(NO_LOGIN, ingress_class="nginx", keda_installed=True)
     with pytest.raises(AppConfigError, match="no browser login"):
-        runtime_on(cluster, records, no_login).start(config(auth={"public": False}), "v1")
+        runtime_on(cluster, records, no_login).start(config(), "v1")  # Browser, public
+    with pytest.raises(AppConfigError, match="no browser login"):
+        runtime_on(cluster, records, no_login).start(config(auth={"type": "BrowserAndApi"}), "v1")
+    with pytest.raises(AppConfigError, match="requests per minute"):
+        runtime.start(config(auth={"public": False}, replicas={"min": 0, "max": 2}), "v1")
     assert cluster.calls == []
+
+
+@pytest.mark.parametrize("auth_type", ["Browser", "API", "BrowserAndApi"])
+def test_a_non_public_app_has_no_ingress_and_no_token_secret(
+    records: RecordStore, auth_type: str
+) -> None:
+    """Reachable in the cluster only, without auth; no browser login is needed for it."""
+    cluster = MemoryCluster()
+    no_login = RuntimeSettings(NO_LOGIN, ingress_class="nginx", keda_installed=True)
+    runtime_on(cluster, records, no_login).start(
+        config(auth={"type": auth_type, "public": False}), "v1"
+    )
+    assert sorted(ref.kind for ref in cluster.objects) == ["Deployment", "Service"]
+    record = records.get("web")
+    assert record is not None
+    assert runtime_on(cluster, records, no_login).public_url(record) is None
+
+
+def test_making_an_app_private_prunes_its_ingress_and_token_secret(records: RecordStore) -> None:
+    cluster = MemoryCluster()
+    runtime = runtime_on(cluster, records)
+    record = records.get("web")
+    assert record is not None
+    runtime.start(config(auth={"type": "API"}), "v1")
+    assert sorted(ref.kind for ref in cluster.objects) == [
+        "Deployment",
+        "Ingress",
+        "Secret",
+        "Service",
+    ]
+    assert runtime.public_url(record) == "http://web.apps.apps.example.com/"
+    runtime.start(config(auth={"type": "API", "public": False}), "v2")
+    assert sorted(ref.kind for ref in cluster.objects) == ["Deployment", "Service"]
+    assert {"Secret", "Ingress"} <= set(cluster.kinds("delete"))
+    assert runtime.public_url(record) is None
 
 
 def test_rpm_autoscaling_needs_keda(records: RecordStore) -> None:
@@ -236,6 +280,14 @@ def test_rpm_autoscaling_needs_keda(records: RecordStore) -> None:
     with pytest.raises(AppConfigError, match="needs KEDA") as caught:
         runtime.refuse_unsupported(config(replicas={"min": 1, "max": 3}, persistence="pg"))
     assert [p.split(":")[0] for p in caught.value.problems] == ["persistence", "replicas"]
+    private = config(replicas={"min": 1, "max": 3}, auth={"public": False})
+    with pytest.raises(AppConfigError) as caught:
+        runtime.refuse_unsupported(private)
+    no_ingress, no_keda = caught.value.problems
+    assert "auth.public=False has none" in no_ingress
+    assert "needs KEDA" in no_keda
+    with pytest.raises(AppConfigError, match=r"auth\.public=False has none"):
+        runtime_on(MemoryCluster(), records).refuse_unsupported(private)  # KEDA is no help
 
 
 def test_start_needs_the_apps_record(tmp_path: Path) -> None:

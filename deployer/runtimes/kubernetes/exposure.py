@@ -1,10 +1,14 @@
 """How an app is reached: a Service inside the cluster, an Ingress (with auth) from outside.
 
-Auth is enforced by ingress-nginx, not by code of ours: an API-auth app gets HTTP basic auth
-against a Secret holding a salted-SHA1 htpasswd line of a random token (nginx's `{SSHA}`
-scheme; a 256-bit token makes the fast hash safe), and `Browser` auth is ingress-nginx's
-external auth (e.g. oauth2-proxy). Other controllers ignore these annotations, so auth needs
-an ingress-nginx class. The in-cluster URL needs no auth, as in the reference API.
+Only a public app gets an Ingress, and its auth type is always enforced there, as on the
+local runtimes; a non-public app is reachable inside the cluster only, through its Service,
+whose URL needs no auth (as in the reference API). Auth is enforced by ingress-nginx, not by
+code of ours: an API-auth app gets HTTP basic auth against a Secret holding a salted-SHA1
+htpasswd line of a random token (nginx's `{SSHA}` scheme; a 256-bit token makes the fast hash
+safe), `Browser` auth is ingress-nginx's external auth (e.g. oauth2-proxy), and
+`BrowserAndApi` is both on the one Ingress with `satisfy: any` (nginx lets a request in when
+either check passes; one that passes neither is sent to the login). Other controllers ignore
+these annotations, so auth needs an ingress-nginx class.
 """
 
 import base64
@@ -27,23 +31,24 @@ def auth_secret_name(name: str) -> str:
 def host(spec: KubernetesAppSpec, cluster: ClusterSettings) -> str:
     if cluster.domain is None:
         raise KubernetesSpecError(
-            f"app {spec.name} is reachable from outside the cluster ({spec.exposure}), which "
-            "needs a domain for its host name: set the cluster's domain"
+            f"app {spec.name} is public ({spec.exposure} auth at its Ingress), which needs a "
+            "domain for its host name: set the cluster's domain, or make the app non-public "
+            "(auth.public=False) to keep it inside the cluster"
         )
     return f"{spec.name}.{spec.namespace}.{cluster.domain}"
 
 
 def exposed(spec: KubernetesAppSpec, ingress_class: str | None) -> bool:
-    """Whether the app gets an Ingress: it asks to be reachable and the cluster has a class."""
+    """Whether the app gets an Ingress: it is public and the cluster has an ingress class."""
     return ingress_class is not None and spec.exposure != "internal"
 
 
 def public_url(
     spec: KubernetesAppSpec, *, ingress_class: str | None, cluster: ClusterSettings
-) -> str:
-    """The Ingress URL, or the in-cluster one for an app not exposed outside."""
+) -> str | None:
+    """The Ingress URL, or None for an app without one (reach it at `internal_url`)."""
     if not exposed(spec, ingress_class):
-        return internal_url(spec)
+        return None
     scheme = "https" if cluster.tls_secret else "http"
     return f"{scheme}://{host(spec, cluster)}/"
 
@@ -99,9 +104,7 @@ def ingress(
     if cluster.tls_secret:
         ingress_spec["tls"] = [{"hosts": [app_host], "secretName": cluster.tls_secret}]
     meta = metadata(spec)
-    annotations = _auth_annotations(spec, cluster)
-    if annotations:
-        meta["annotations"] = annotations
+    meta["annotations"] = _auth_annotations(spec, cluster)
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
@@ -126,24 +129,36 @@ def auth_secret(spec: KubernetesAppSpec, token: str) -> dict[str, Any]:
 
 
 def _auth_annotations(spec: KubernetesAppSpec, cluster: ClusterSettings) -> dict[str, str]:
+    """The auth type's checks; never none, since a public app always has an auth type."""
     if spec.exposure == "API":
-        return {
-            f"{NGINX}auth-realm": f"bakery app {spec.name}",
-            f"{NGINX}auth-secret": auth_secret_name(spec.name),
-            f"{NGINX}auth-type": "basic",
-        }
+        return _basic_auth(spec)
     if spec.exposure == "Browser":
-        if not (cluster.browser_auth_url and cluster.browser_auth_signin):
-            raise KubernetesSpecError(
-                f"app {spec.name} asks for Browser auth, but this cluster has no browser login "
-                "configured (browser_auth_url and browser_auth_signin, e.g. oauth2-proxy); "
-                "use auth type API or make the app public"
-            )
-        return {
-            f"{NGINX}auth-signin": cluster.browser_auth_signin,
-            f"{NGINX}auth-url": cluster.browser_auth_url,
-        }
-    return {}
+        return _external_auth(spec, cluster)
+    if spec.exposure == "BrowserAndApi":
+        return {**_basic_auth(spec), **_external_auth(spec, cluster), f"{NGINX}satisfy": "any"}
+    raise KubernetesSpecError(f"app {spec.name} is not public, so it has no Ingress")
+
+
+def _basic_auth(spec: KubernetesAppSpec) -> dict[str, str]:
+    return {
+        f"{NGINX}auth-realm": f"bakery app {spec.name}",
+        f"{NGINX}auth-secret": auth_secret_name(spec.name),
+        f"{NGINX}auth-type": "basic",
+    }
+
+
+def _external_auth(spec: KubernetesAppSpec, cluster: ClusterSettings) -> dict[str, str]:
+    if not (cluster.browser_auth_url and cluster.browser_auth_signin):
+        raise KubernetesSpecError(
+            f"app {spec.name} asks for {spec.auth_type} auth, but this cluster has no browser "
+            "login configured (browser_auth_url and browser_auth_signin, e.g. oauth2-proxy): "
+            "use auth type API, or make the app non-public (auth.public=False) to keep it "
+            "inside the cluster"
+        )
+    return {
+        f"{NGINX}auth-signin": cluster.browser_auth_signin,
+        f"{NGINX}auth-url": cluster.browser_auth_url,
+    }
 
 
 def _b64(text: str) -> str:

@@ -16,17 +16,19 @@ def render(
     ingress_class: str | None,
     cluster: ClusterSettings | None = None,
 ) -> list[dict[str, Any]]:
-    """Secret (API auth), Deployment, Service, Ingress (if exposed), HPA or ScaledObject.
+    """Secret, Deployment, Service, Ingress, HPA or ScaledObject, as the app needs them.
 
-    The same inputs give the same list, key order included, so rendered output can be
-    compared and an unchanged app re-applies as a no-op. `ingress_class` None means the
-    cluster serves no Ingress: apps stay internal. Raises `KubernetesSpecError` for what
-    this cluster cannot honour.
+    A public app gets an Ingress enforcing its auth type, and the token Secret that Ingress
+    checks (API, BrowserAndApi); a non-public one only its Service. `ingress_class` None
+    means the cluster serves no Ingress: apps stay internal. The same inputs give the same
+    list, key order included, so rendered output can be compared and an unchanged app
+    re-applies as a no-op. Raises `KubernetesSpecError` for what this cluster cannot honour.
     """
     cluster = cluster or ClusterSettings()
     is_exposed = exposed(spec, ingress_class)
     manifests = []
-    if is_exposed and spec.exposure == "API" and spec.api_token:
+    if is_exposed and spec.checks_token:
+        assert spec.api_token is not None  # the spec requires it
         manifests.append(auth_secret(spec, spec.api_token))
     manifests += [deployment(spec, cluster), service(spec)]
     if is_exposed and ingress_class is not None:

@@ -4,7 +4,8 @@ Everything the renderer can express is carried over; what it cannot is refused w
 problem listed at once, never dropped. `description` and `app_type` only describe the app
 (the deployer's record keeps them) and `force_upgrade` / `depends_on` steer the deployer, so
 none of them reaches the cluster. `generate_static_url` needs nothing: an app's host is
-always `<name>.<namespace>.<domain>`.
+always `<name>.<namespace>.<domain>`. `auth.type` is always enforced on the public URL and
+`auth.public` decides whether there is one (an Ingress), as on the local runtimes.
 """
 
 from collections.abc import Sequence
@@ -15,7 +16,12 @@ from deployer.quantities import Quantity
 from deployer.records import AppRecord
 from deployer.runtimes.kubernetes.errors import KubernetesSpecError
 from deployer.runtimes.kubernetes.labels import BRANCH_LABEL, PROJECT_LABEL, RENDERER_LABELS
-from deployer.runtimes.kubernetes.spec import ClusterSettings, KubernetesAppSpec, unreachable_code
+from deployer.runtimes.kubernetes.spec import (
+    TOKEN_AUTH,
+    ClusterSettings,
+    KubernetesAppSpec,
+    unreachable_code,
+)
 
 RESERVED_TAGS = RENDERER_LABELS | {PROJECT_LABEL, BRANCH_LABEL}
 """Label keys the runtime writes itself; a tag must not overwrite them."""
@@ -37,10 +43,11 @@ def unsupported(config: AppConfig) -> list[str]:
         problems.append("models: the Kubernetes runtime cannot mount models yet")
     if config.data:
         problems.append("data: the Kubernetes runtime cannot mount data yet")
-    if config.auth.type == "BrowserAndApi" and not config.auth.public:
+    if config.replicas.scaling_policy is not None and not config.auth.public:
         problems.append(
-            "auth.type: BrowserAndApi needs two kinds of auth on one URL, but ingress-nginx "
-            "checks one per Ingress; use Browser or API"
+            "replicas: min != max scales on requests per minute, which are counted at the "
+            "app's Ingress, and an app with auth.public=False has none (it is reachable only "
+            "inside the cluster): make it public, or use a fixed number of replicas"
         )
     clashing = sorted(RESERVED_TAGS.intersection(config.tags))
     if clashing:
@@ -92,10 +99,10 @@ def to_kubernetes_spec(
             min_replicas=replicas.min,
             max_replicas=replicas.max,
             rpm=replicas.scaling_policy.rpm if replicas.scaling_policy else None,
-            # BrowserAndApi reaches here only when public, where no auth is checked at all.
-            auth_type=None if auth.type == "BrowserAndApi" else auth.type,
+            auth_type=auth.type,
             public=auth.public,
-            api_token=record.api_token if auth.type == "API" else None,
+            # Only the Ingress of a public app checks the token; without one there is no Secret.
+            api_token=record.api_token if auth.public and auth.type in TOKEN_AUTH else None,
             code_url=package.url,
             code_key=package.key,
             labels=labels(config),

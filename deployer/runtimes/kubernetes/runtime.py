@@ -179,7 +179,8 @@ class KubernetesRuntime:
         """Nothing to do: `start` applied the Ingress, whose Service picks the ready pods."""
 
     def public_url(self, record: AppRecord) -> str | None:
-        """The URL of the app's Ingress; None when it has none (not exposed, or unexposed)."""
+        """The URL of the app's Ingress; None when it has none: not public (reachable only
+        in the cluster, at the Service's `internal_url`), no ingress class, or unexposed."""
         with _errors():
             ingress = self._cluster().get(app_ref("Ingress", record.name, self.namespace))
         return ingress_url(ingress) if ingress is not None else None

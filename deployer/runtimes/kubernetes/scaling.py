@@ -1,9 +1,10 @@
 """Autoscaling: a KEDA ScaledObject on requests per minute where KEDA is installed, else an HPA.
 
 Requests are counted by ingress-nginx (`nginx_ingress_controller_requests`, scraped by
-Prometheus), so rpm scaling needs the app's Ingress. KEDA also scales to zero and back. Without
-KEDA the HPA can only use what the metrics-server offers, CPU, as a stand-in for load: the rpm
-target is not honoured there, and min 0 is refused (the HPA cannot scale to zero).
+Prometheus), so rpm scaling needs the app's Ingress, which a non-public app does not have.
+KEDA also scales to zero and back. Without KEDA the HPA can only use what the metrics-server
+offers, CPU, as a stand-in for load: the rpm target is not honoured there, and min 0 is
+refused (the HPA cannot scale to zero).
 """
 
 from typing import Any
@@ -30,8 +31,9 @@ def autoscaler(
         if not exposed:
             raise KubernetesSpecError(
                 f"app {spec.name} scales on requests per minute, which are counted at its "
-                "Ingress, but it has none: make it reachable (auth or public, and an ingress "
-                "class) or use a fixed number of replicas"
+                "Ingress, but it has none (it is not public, or the cluster has no ingress "
+                "class): make it public on a cluster with an ingress class, or use a fixed "
+                "number of replicas"
             )
         return scaled_object(spec, cluster)
     if spec.min_replicas == 0:

@@ -17,7 +17,10 @@ from deployer.quantities import parse_bytes, parse_cpu, parse_gpu
 from deployer.runtimes.kubernetes.errors import KubernetesSpecError
 from deployer.runtimes.kubernetes.labels import RENDERER_LABELS
 
-AuthType = Literal["Browser", "API"]
+AuthType = Literal["Browser", "API", "BrowserAndApi"]
+AUTH_TYPES: tuple[AuthType, ...] = ("Browser", "API", "BrowserAndApi")
+TOKEN_AUTH: tuple[AuthType, ...] = ("API", "BrowserAndApi")
+"""Auth types whose Ingress checks the app's API token (`DeployedApp.auth()` headers)."""
 
 DEFAULT_RPM = 60
 """The reference API's scaling policy when min != max and no rpm is given."""
@@ -56,10 +59,13 @@ class KubernetesAppSpec:
     min_replicas: int = 1
     max_replicas: int = 1
     rpm: int | None = None
-    auth_type: AuthType | None = None
+    auth_type: AuthType = "Browser"
+    """Always enforced on the app's Ingress; there is no Ingress without auth."""
     public: bool = False
+    """Whether the app is reachable from outside the cluster (an Ingress) at all."""
     api_token: str | None = None
-    """The token `DeployedApp.auth()` hands out; required for a non-public API-auth app."""
+    """The token `DeployedApp.auth()` hands out, checked by the Ingress: required when
+    `exposure` is API or BrowserAndApi, and rendered only then."""
     code_url: str | None = None
     code_key: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
@@ -76,11 +82,17 @@ class KubernetesAppSpec:
             raise KubernetesSpecError(problem)
 
     @property
-    def exposure(self) -> Literal["public", "API", "Browser", "internal"]:
-        """How the app is reached from outside: `public` wins over any auth type."""
-        if self.public:
-            return "public"
-        return self.auth_type or "internal"
+    def exposure(self) -> Literal["internal", "Browser", "API", "BrowserAndApi"]:
+        """How the app is reached from outside the cluster: not at all (`internal`) unless
+        `public`, and then always through its auth type. As in the reference API, `public`
+        decides whether there is a public URL and `auth_type` what it checks; the in-cluster
+        URL (the Service) checks nothing."""
+        return self.auth_type if self.public else "internal"
+
+    @property
+    def checks_token(self) -> bool:
+        """Whether the app's Ingress, if it has one, checks the API token."""
+        return self.exposure in TOKEN_AUTH
 
     @property
     def autoscaled(self) -> bool:
@@ -110,7 +122,7 @@ class ClusterSettings:
     """Secrets with the object store's credentials and endpoint for the code fetcher."""
     browser_auth_url: str | None = None
     browser_auth_signin: str | None = None
-    """ingress-nginx external auth (e.g. oauth2-proxy) for `Browser` auth."""
+    """ingress-nginx external auth (e.g. oauth2-proxy) for `Browser` and `BrowserAndApi` auth."""
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     """Where KEDA reads ingress-nginx's request counters for rpm scaling."""
     namespace: str = "default"
@@ -170,10 +182,12 @@ def _check_replicas(spec: KubernetesAppSpec) -> None:
 
 
 def _check_auth(spec: KubernetesAppSpec) -> None:
-    if spec.auth_type not in (None, "Browser", "API"):
-        raise KubernetesSpecError(f"auth type {spec.auth_type!r} is not one of Browser, API")
-    if spec.exposure == "API" and not _TOKEN.fullmatch(spec.api_token or ""):
+    if spec.auth_type not in AUTH_TYPES:
         raise KubernetesSpecError(
-            "an API-auth app needs api_token: at least 32 URL-safe characters, "
-            "e.g. secrets.token_urlsafe(32)"
+            f"auth type {spec.auth_type!r} is not one of {', '.join(AUTH_TYPES)}"
+        )
+    if spec.checks_token and not _TOKEN.fullmatch(spec.api_token or ""):
+        raise KubernetesSpecError(
+            f"a public {spec.auth_type}-auth app needs api_token: at least 32 URL-safe "
+            "characters, e.g. secrets.token_urlsafe(32)"
         )
