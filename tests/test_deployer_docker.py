@@ -95,14 +95,14 @@ def inspect(container: str) -> dict:
 
 
 def test_two_replicas_serve_through_the_proxy_and_survive_the_process(hello_build, app_name):
-    app = deployer(
-        hello_build,
-        app_name,
-        [SERVE],
-        replicas={"fixed": 2},
-        tags=[{"suite": "docker"}],
-        resources={"cpu": "500m", "memory": "256Mi", "shared_memory": "64Mi"},
-    ).deploy(readiness_condition="all_running", **FAST)
+    options = {
+        "replicas": {"fixed": 2},
+        "tags": [{"suite": "docker"}],
+        "resources": {"cpu": "500m", "memory": "256Mi", "shared_memory": "64Mi"},
+    }
+    app = deployer(hello_build, app_name, [SERVE], **options).deploy(
+        readiness_condition="all_running", **FAST
+    )
 
     assert app.public_url is not None and app.public_url.startswith("http://127.0.0.1:")
     answers = {httpx.get(app.public_url, timeout=5).text for _ in range(8)}
@@ -123,14 +123,7 @@ def test_two_replicas_serve_through_the_proxy_and_survive_the_process(hello_buil
 
     # an unchanged config is a no-op: same version, same containers
     before = [r["workerId"] for r in app.replicas()]
-    again = deployer(
-        hello_build,
-        app_name,
-        [SERVE],
-        replicas={"fixed": 2},
-        tags=[{"suite": "docker"}],
-        resources={"cpu": "500m", "memory": "256Mi", "shared_memory": "64Mi"},
-    ).deploy(**FAST)
+    again = deployer(hello_build, app_name, [SERVE], **options).deploy(**FAST)
     assert again.deployed_version == app.deployed_version
     assert [r["workerId"] for r in again.replicas()] == before
     assert again.id == app.id
