@@ -20,6 +20,7 @@ from pathlib import Path
 
 from deployer.auth import htpasswd_line
 from deployer.exceptions import BackendUnhealthyException
+from deployer.procfs import running
 from deployer.records import AppRecord
 from stagekit.dirs import data_dir
 from stagekit.files import write_atomic
@@ -129,7 +130,7 @@ class LocalProxy:
         if master is not None:
             os.kill(master, signal.SIGTERM)
             deadline = time.monotonic() + _RELOAD_TIMEOUT
-            while _alive(master) and time.monotonic() < deadline:
+            while running(master) and time.monotonic() < deadline:
                 time.sleep(0.02)
         shutil.rmtree(self._prefix(record.name), ignore_errors=True)
 
@@ -149,7 +150,7 @@ class LocalProxy:
             pid = int((self._prefix(name) / "nginx.pid").read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if running(pid) else None
 
     @staticmethod
     def _reload(master: int) -> None:
@@ -165,23 +166,6 @@ class LocalProxy:
             time.sleep(0.01)
         if not _children(master) - before:
             raise BackendUnhealthyException("nginx", f"nginx {master} did not reload its config")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0]
-    except (OSError, IndexError):
-        return ""
 
 
 def _children(pid: int) -> set[int]:

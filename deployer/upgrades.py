@@ -13,6 +13,7 @@ import time
 import uuid
 
 from deployer.exceptions import AppConcurrentUpgradeException, AppUpgradeInProgressException
+from deployer.procfs import running
 from deployer.records import AppRecord, RecordStore, Upgrade, whoami
 
 _GRACE = 60.0
@@ -22,15 +23,7 @@ _GRACE = 60.0
 def _stale(upgrade: Upgrade) -> bool:
     if time.time() > upgrade.expires_at:
         return True
-    if upgrade.host != socket.gethostname():
-        return False
-    try:
-        os.kill(upgrade.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return upgrade.host == socket.gethostname() and not running(upgrade.pid)
 
 
 def claim(

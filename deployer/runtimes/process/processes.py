@@ -17,6 +17,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from deployer.procfs import proc_stat
+
 _LAUNCH = '( /bin/sh -c "$1"; echo $? >"$2" ) >>"$3" 2>&1 </dev/null & echo "$$ $!"'
 """$1 the commands, $2 the exit-code file, $3 the log; prints the group id and worker pid."""
 _POLL = 0.05
@@ -31,13 +33,6 @@ class Launched:
     pgid: int
     start_ticks: int | None
     started_at: float
-
-
-@dataclass(frozen=True)
-class _Stat:
-    state: str
-    pgrp: int
-    start_ticks: int
 
 
 def launch(
@@ -60,7 +55,7 @@ def launch(
 
 def start_ticks(pid: int) -> int | None:
     """When `pid` started (clock ticks since boot); None once it ended (zombies included)."""
-    stat = _stat(pid)
+    stat = proc_stat(pid)
     return None if stat is None or stat.state == "Z" else stat.start_ticks
 
 
@@ -99,15 +94,7 @@ def _wait_gone(pgids: Sequence[int], timeout: float) -> bool:
 def _running_groups(pgids: Sequence[int]) -> set[int]:
     """Which of `pgids` still have a process that is not a zombie."""
     wanted = set(pgids)
-    stats = (_stat(int(entry.name)) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    stats = (
+        proc_stat(int(entry.name)) for entry in Path("/proc").iterdir() if entry.name.isdigit()
+    )
     return {s.pgrp for s in stats if s is not None and s.pgrp in wanted and s.state != "Z"}
-
-
-def _stat(pid: int) -> _Stat | None:
-    """Fields of /proc/<pid>/stat (see proc(5)); the command name may hold spaces and ')'."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text.rpartition(")")[2].split()
-    return _Stat(state=fields[0], pgrp=int(fields[2]), start_ticks=int(fields[19]))
