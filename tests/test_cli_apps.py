@@ -21,6 +21,7 @@ from deployer.plan import url_variable
 from deployer.secrets import SecretStore
 from deployer.spec_deploy import deploy_spec_file
 from packager import CodePackagingException
+from tests.fixtures.services import isolate_bakery_dirs
 
 HELLO_APP = Path(__file__).parent.parent / "examples" / "hello-app"
 FAST = ["--max-wait", "60", "--poll-interval", "0.2"]
@@ -49,11 +50,7 @@ def cli_env(
     """Fresh caches, records and secrets for the module; bakes go to a fresh registry repo."""
     root = tmp_path_factory.mktemp("cli-apps")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BAKERY_CACHE_DIR", str(root / "cache"))
-        patch.setenv("BAKERY_DATA_DIR", str(root / "data"))
-        patch.setenv("BAKERY_IMAGE_LAYOUT", str(root / "layout"))
-        patch.setenv("BAKERY_BASE_IMAGE", pushed_debian_base)
-        patch.setenv("BAKERY_RUNTIME", "docker")
+        isolate_bakery_dirs(patch, root, base_image=pushed_debian_base, runtime="docker")
         patch.setenv("BAKERY_REGISTRY", f"{registry_service.host}/{registry_service.fresh_repo()}")
         yield root
 

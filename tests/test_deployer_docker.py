@@ -28,6 +28,7 @@ from deployer.plan import url_variable
 from deployer.runtimes.docker import DockerRuntime
 from deployer.secrets import SecretStore
 from packager import PackagedCode, package_code
+from tests.fixtures.services import isolate_bakery_dirs
 
 FLASK_APP = Path(__file__).parent.parent / "examples" / "flask-app"
 FAST = {"max_wait_time": 60, "readiness_wait_time": 0.2, "logger_fn": lambda _: None}
@@ -52,11 +53,7 @@ def hello_build(
     """
     root = tmp_path_factory.mktemp("deployer")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BAKERY_CACHE_DIR", str(root / "cache"))
-        patch.setenv("BAKERY_DATA_DIR", str(root / "data"))
-        patch.setenv("BAKERY_IMAGE_LAYOUT", str(root / "layout"))
-        patch.setenv("BAKERY_BASE_IMAGE", pushed_debian_base)
-        patch.setenv("BAKERY_RUNTIME", "docker")
+        isolate_bakery_dirs(patch, root, base_image=pushed_debian_base, runtime="docker")
         patch.delenv("BAKERY_REGISTRY", raising=False)
         repo = registry_service.fresh_repo("deployed")
         baked = bake_image(

@@ -37,6 +37,7 @@ from deployer.runtimes.process.unpack import shebang, unpack
 from deployer.secrets import SecretStore
 from packager import PackagedCode, package_code
 from stagekit.progress import Reporter
+from tests.fixtures.services import isolate_bakery_dirs
 
 HELLO_APP = Path(__file__).parent.parent / "examples" / "hello-app"
 SERVE = "python server.py"
@@ -57,12 +58,9 @@ def hello_build(tmp_path_factory, debian_base: Image) -> Iterator[HelloBuild]:
     """
     root = tmp_path_factory.mktemp("process")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BAKERY_CACHE_DIR", str(root / "cache"))
-        patch.setenv("BAKERY_DATA_DIR", str(root / "data"))
-        patch.setenv("BAKERY_IMAGE_LAYOUT", str(root / "layout"))
-        patch.delenv("BAKERY_REGISTRY", raising=False)
         base = LayoutPublisher(root / "bases").publish(debian_base, "bookworm")
-        patch.setenv("BAKERY_BASE_IMAGE", base)
+        isolate_bakery_dirs(patch, root, base_image=base, runtime=None)
+        patch.delenv("BAKERY_REGISTRY", raising=False)
         baked = bake_image(pypi={"six": "", "pyflakes": ""}, target="layout")
         code = package_code([str(HELLO_APP)], store=str(root / "store"))
         yield HelloBuild(baked.image, base, code)
