@@ -6,6 +6,7 @@ downloaded or uploaded. Otherwise the spec is locked with uv for the target plat
 wheel becomes its own cached layer, and the image is published with its tag written last.
 """
 
+import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -116,15 +117,23 @@ def bake_image(
         return BakedImage(found.reference, python_path)
 
     base = base or _load(pinned_reference, blobs, platform, reporter, fetch_layers=fetch_layers)
-    reporter.info(
-        f"Resolving {len(spec.requirements)} requirement(s) for {platform}, Python {spec.python}"
-    )
-    locked = lock(spec)
-    layers = _build_layers(spec, locked, base, cache, reporter)
-    image = assemble(
-        base, layers, prefix=config.ENV_PREFIX, spec_id=spec.spec_id, lock=locked, blobs=blobs
-    )
-    reference = _publish(publisher, image, tag, base, mount_repository, blobs, uploads, reporter)
+    with contextlib.ExitStack() as stack:
+        if isinstance(publisher, RegistryPublisher):
+            stack.callback(publisher.close)
+            # The base's layers travel while the spec is resolved and its layers are built.
+            publisher.push_ahead(base.layers, **_base_push(base, mount_repository, blobs))
+        reporter.info(
+            f"Resolving {len(spec.requirements)} requirement(s) for {platform}, "
+            f"Python {spec.python}"
+        )
+        locked = lock(spec)
+        layers = _build_layers(spec, locked, base, cache, reporter)
+        image = assemble(
+            base, layers, prefix=config.ENV_PREFIX, spec_id=spec.spec_id, lock=locked, blobs=blobs
+        )
+        reference = _publish(
+            publisher, image, tag, base, mount_repository, blobs, uploads, reporter
+        )
     reporter.info(f"Baked {reference}")
     return BakedImage(reference, python_path)
 
@@ -226,6 +235,15 @@ class _UploadMeter:
             self._add(self._sizes[digest])
 
 
+def _base_push(base: BaseImage, mount_repository: str | None, blobs: BlobCache) -> dict[str, Any]:
+    """How a registry push gets the base's layers: mounted from `mount_repository` when
+    there is one, else uploaded, fetched from the base's registry first if not local."""
+    mount_from = None
+    if mount_repository is not None:
+        mount_from = dict.fromkeys((layer.digest for layer in base.layers), mount_repository)
+    return {"mount_from": mount_from, "fetch": lambda _blob: fetch_base_layers(base, blobs)}
+
+
 def _publish(
     publisher: Publisher,
     image: Image,
@@ -242,12 +260,7 @@ def _publish(
         fetch_base_layers(base, blobs)
         return publisher.publish(image, tag)
     uploads.expect(image)
-    mount_from = None
-    if mount_repository is not None:
-        mount_from = dict.fromkeys((layer.digest for layer in base.layers), mount_repository)
-    result = publisher.publish(
-        image, tag, mount_from=mount_from, fetch=lambda _blob: fetch_base_layers(base, blobs)
-    )
+    result = publisher.publish(image, tag, **_base_push(base, mount_repository, blobs))
     stats = publisher.stats
     reporter.info(
         f"Uploaded {stats.uploaded} blob(s) ({stats.uploaded_bytes / 1e6:.1f} MB), "

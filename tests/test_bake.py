@@ -223,3 +223,17 @@ def test_base_layers_are_mounted_not_downloaded_then_fetched_when_needed(bake_en
     local = bake_image(pypi={"six": ""}, target="layout")  # the layout needs the bytes
     assert (base_blobs / base_layer.removeprefix("sha256:")).exists()
     assert layer_digests(local.image)[0] == base_layer
+
+
+def test_base_layers_travel_while_resolving_and_a_failed_resolution_writes_no_tag(
+    bake_env, registry
+):
+    target, repo = registry_repo(registry)
+    with pytest.raises(ImageBakingException, match="no-such-package-bakery-test"):
+        bake_image(pypi={"no-such-package-bakery-test": ""}, registry=target)
+    assert registry.mounts(repo) == 1  # the base layer was settled before resolution failed
+    assert registry.tags(repo) == []
+
+    bake_image(pypi={"six": ""}, registry=target)
+    assert registry.mounts(repo) == 1  # found in place, not mounted again
+    assert [tag for tag in registry.tags(repo) if tag.startswith("spec-")]

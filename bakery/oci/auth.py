@@ -101,8 +101,8 @@ class RegistryAuth(httpx.Auth):
             header = "Bearer " + self._token(token_response)
         else:
             return
-        if header == self._header:
-            return  # the same answer was already refused: let the caller report the 401
+        if header == request.headers.get("Authorization"):
+            return  # this very answer was refused: let the caller report the 401
         self._header = header
         request.headers["Authorization"] = header
         yield request
