@@ -22,6 +22,8 @@ from bakery.lock import LockedPackage
 
 Progress = Callable[[int, int], None]
 """Called with (done_bytes, total_bytes) as bytes arrive; total counts artifacts of known size."""
+Ready = Callable[[int, Path], None]
+"""Called with (index in `packages`, path) as soon as one artifact is present and verified."""
 
 DOWNLOAD_WORKERS = 8
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -42,25 +44,36 @@ def fetch_artifacts(
     *,
     progress: Progress | None = None,
     workers: int = DOWNLOAD_WORKERS,
+    on_ready: Ready | None = None,
 ) -> list[Path]:
-    """Make every package's artifact present in `cache`; paths come back in `packages` order."""
+    """Make every package's artifact present in `cache`; paths come back in `packages` order.
+
+    `on_ready` lets the next stage start on each artifact while others still download; it
+    runs on the downloading thread (on this one for artifacts already cached)."""
+    ready = on_ready or (lambda _index, _path: None)
     paths = [artifact_path(cache, p.sha256) for p in packages]
     if paths:
         paths[0].parent.mkdir(parents=True, exist_ok=True)
     meter = _Meter(sum(p.size or 0 for p in packages), progress)
     missing = []
-    for package, path in zip(packages, paths, strict=True):
+    for index, (package, path) in enumerate(zip(packages, paths, strict=True)):
         if path.exists():
             meter.add(package.size or 0)
+            ready(index, path)
         else:
-            missing.append((package, path))
+            missing.append((index, package, path))
     if missing:
         transport = httpx.HTTPTransport(retries=2)
         with (
             httpx.Client(transport=transport, timeout=TIMEOUT, follow_redirects=True) as client,
             ThreadPoolExecutor(max_workers=max(1, min(workers, len(missing)))) as pool,
         ):
-            futures = [pool.submit(_download, client, p, path, meter) for p, path in missing]
+
+            def fetch(index: int, package: LockedPackage, path: Path) -> None:
+                _download(client, package, path, meter)
+                ready(index, path)
+
+            futures = [pool.submit(fetch, *item) for item in missing]
             for future in futures:
                 future.result()
     return paths

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from bakery import config
-from bakery.artifacts import fetch_artifacts
 from bakery.base.default import ensure_default_base
 from bakery.base.load import fetch_base_layers, load_base
 from bakery.base.model import BaseImage, PythonInfo
@@ -20,11 +19,11 @@ from bakery.base.pin import BasePins
 from bakery.base.source import BaseSource, parse_base
 from bakery.errors import ImageBakingException
 from bakery.image import assemble
-from bakery.layers import build_wheel_layer
 from bakery.layers.budget import LAYER_BUDGET, fit_budget
 from bakery.layers.cpython import build_cpython_layer
 from bakery.layers.env import build_env_layer
 from bakery.layers.model import BuiltLayer
+from bakery.layers.packages import build_package_layers
 from bakery.lock import Lock, lock
 from bakery.oci.cache import BlobCache
 from bakery.oci.model import Image
@@ -127,7 +126,10 @@ def bake_image(
             f"Python {spec.python}"
         )
         locked = lock(spec)
-        layers = _build_layers(spec, locked, base, cache, reporter)
+        on_built = None
+        if isinstance(publisher, RegistryPublisher):
+            on_built = lambda layer: publisher.push_ahead([layer.oci_layer()])  # noqa: E731
+        layers = _build_layers(spec, locked, base, cache, reporter, on_built)
         image = assemble(
             base, layers, prefix=config.ENV_PREFIX, spec_id=spec.spec_id, lock=locked, blobs=blobs
         )
@@ -169,9 +171,15 @@ def _load(
 
 
 def _build_layers(
-    spec: Spec, locked: Lock, base: BaseImage, cache: Path, reporter: Reporter
+    spec: Spec,
+    locked: Lock,
+    base: BaseImage,
+    cache: Path,
+    reporter: Reporter,
+    on_built: Callable[[BuiltLayer], None] | None,
 ) -> list[BuiltLayer]:
-    """Package layers (within the layer budget), then the environment layer on top."""
+    """Package layers (within the layer budget), then the environment layer on top;
+    `on_built` sees each package layer as soon as it is done."""
     interpreter_layers: list[BuiltLayer] = []
     python = base.python
     if python is None or python.version != spec.python:
@@ -183,28 +191,20 @@ def _build_layers(
         )
         interpreter_layers.append(cpython_layer)
 
+    room = LAYER_BUDGET - len(base.layers) - len(interpreter_layers) - 1
     total = sum(package.size or 0 for package in locked.packages)
     reporter.info(f"Downloading {len(locked.packages)} wheel(s)")
-    wheels = fetch_artifacts(
+    built = build_package_layers(
         locked.packages,
         cache,
-        progress=lambda done, _total: reporter.advance("download", done, total or _total),
+        python=spec.python,
+        prefix=config.ENV_PREFIX,
+        compression=spec.compression,
+        # Over the budget, some layers get merged: pushing them early would be wasted.
+        on_built=on_built if len(locked.packages) <= room else None,
+        download_progress=lambda done, _total: reporter.advance("download", done, total or _total),
+        layer_progress=lambda done, count: reporter.advance("layers", done, count),
     )
-    built: list[BuiltLayer] = []
-    for index, (package, wheel) in enumerate(zip(locked.packages, wheels, strict=True), 1):
-        built.append(
-            build_wheel_layer(
-                wheel,
-                filename=package.filename,
-                sha256=package.sha256,
-                python=spec.python,
-                cache=cache,
-                prefix=config.ENV_PREFIX,
-                compression=spec.compression,
-            )
-        )
-        reporter.advance("layers", index, len(locked.packages))
-    room = LAYER_BUDGET - len(base.layers) - len(interpreter_layers) - 1
     packages, merged = fit_budget(built, room, cache, spec.compression)
     if merged:
         reporter.info(

@@ -12,6 +12,7 @@ from bakery.artifacts import artifact_path, fetch_artifacts
 from bakery.errors import ImageBakingException
 from bakery.layers import BuiltLayer, build_wheel_layer
 from bakery.layers.budget import fit_budget
+from bakery.layers.packages import build_package_layers
 from bakery.lock import Lock, LockedPackage, lock
 from bakery.spec import make_spec
 
@@ -69,6 +70,34 @@ def test_fetch_puts_verified_artifacts_at_their_digest(flask_lock: Lock, tmp_pat
     again: list[tuple[int, int]] = []
     assert fetch_artifacts(flask_lock.packages, tmp_path, progress=lambda *p: again.append(p))
     assert len(again) == len(flask_lock.packages)  # one tick per present artifact, no download
+
+
+def test_package_layers_overlap_downloads_and_come_back_in_lock_order(
+    flask_lock: Lock, tmp_path: Path
+) -> None:
+    def build_all(seen: list[BuiltLayer], ticks: list[tuple[int, int]]) -> list[BuiltLayer]:
+        return build_package_layers(
+            flask_lock.packages,
+            tmp_path,
+            python="3.11",
+            prefix="/opt/bakery/env",
+            compression="gzip",
+            on_built=seen.append,
+            layer_progress=lambda *tick: ticks.append(tick),
+        )
+
+    seen: list[BuiltLayer] = []
+    ticks: list[tuple[int, int]] = []
+    layers = build_all(seen, ticks)  # nothing cached: each layer starts as its wheel lands
+    count = len(flask_lock.packages)
+    assert [layer.source for layer in layers] == [p.filename for p in flask_lock.packages]
+    assert sorted(layer.digest for layer in seen) == sorted(layer.digest for layer in layers)
+    assert ticks == [(done, count) for done in range(1, count + 1)]
+    assert not any(layer.reused for layer in layers)
+
+    again = build_all([], [])
+    assert [layer.digest for layer in again] == [layer.digest for layer in layers]
+    assert all(layer.reused for layer in again)
 
 
 def test_fetch_refuses_bytes_that_do_not_match(flask_lock: Lock, tmp_path: Path) -> None:
