@@ -189,9 +189,23 @@ def test_resolution_failure_explains(bake_env):
 
 def test_managed_python_unreachable_names_the_source(bake_env, monkeypatch):
     mirror = "http://127.0.0.1:9/python-mirror"
+    monkeypatch.delenv("BAKERY_PYTHON_DOWNLOADS", raising=False)
     monkeypatch.setenv("BAKERY_PYTHON_MIRROR", mirror)
-    with pytest.raises(ImageBakingException, match=f"CPython 3.12 .*from {mirror}"):
+    with pytest.raises(ImageBakingException, match=f"CPython 3.12 .*from {mirror}: .*") as raised:
         bake_image(pypi={"six": ""}, python="3.12")
+    assert "Set BAKERY_PYTHON_MIRROR to a reachable" in raised.value.message
+
+
+def test_managed_python_unreachable_downloads_json_names_it(bake_env, monkeypatch):
+    downloads = "http://127.0.0.1:9/python-downloads.json"
+    monkeypatch.setenv("BAKERY_PYTHON_MIRROR", "http://127.0.0.1:9/python-mirror")
+    monkeypatch.setenv("BAKERY_PYTHON_DOWNLOADS", downloads)
+    with pytest.raises(ImageBakingException) as raised:
+        bake_image(pypi={"six": ""}, python="3.12")
+    message = raised.value.message
+    assert f"cannot download CPython 3.12 for linux/amd64 from {downloads}: " in message
+    assert "BAKERY_PYTHON_DOWNLOADS names a reachable uv downloads JSON" in message
+    assert "python-mirror" not in message
 
 
 def test_cli_bake_and_inspect(bake_env):

@@ -1,8 +1,14 @@
 """A managed CPython as one layer, for when the base image's Python is not the one asked for.
 
-uv downloads a relocatable python-build-standalone build for the *target* platform (the
-source is `BAKERY_PYTHON_MIRROR`, else uv's default GitHub release host); its files become a
-layer at /opt/bakery/python. Nothing from it runs on the build machine.
+uv downloads a relocatable python-build-standalone build for the *target* platform and its
+files become a layer at /opt/bakery/python. Nothing from it runs on the build machine. The
+builds come from one source, chosen by the environment:
+
+- `BAKERY_PYTHON_DOWNLOADS`: URL or path of a uv downloads JSON (uv's download-metadata.json
+  format, passed as `--python-downloads-json-url`), for organisations that host their own
+  builds and list them there;
+- else `BAKERY_PYTHON_MIRROR`: a prefix replacing the GitHub release host of uv's own list;
+- else uv's default, the GitHub releases of python-build-standalone.
 """
 
 import os
@@ -10,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import blake3
 
@@ -22,37 +29,109 @@ from bakery.lock import ARCHITECTURES, uv_binary
 
 PREFIX = "/opt/bakery/python"
 DEFAULT_SOURCE = "https://github.com/astral-sh/python-build-standalone/releases/download"
-CPYTHON_LAYER_FORMAT = 1
+CPYTHON_LAYER_FORMAT = 2
+"""Bump whenever the bytes a given build turns into change; old cache entries then miss."""
+DOWNLOAD_TIMEOUT = 600.0
 
 
-def python_source() -> str:
-    """Where CPython builds come from: `BAKERY_PYTHON_MIRROR`, else uv's default."""
-    return os.environ.get("BAKERY_PYTHON_MIRROR") or DEFAULT_SOURCE
+class PythonSource(NamedTuple):
+    """Where builds come from: `kind` "downloads" (a downloads JSON) or "mirror" (a prefix)."""
+
+    kind: str
+    location: str
+
+    def uv_env(self) -> dict[str, str]:
+        """The environment that points uv at exactly this source (an inherited uv setting for
+        the other kind would otherwise mix in)."""
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if name not in ("UV_PYTHON_INSTALL_MIRROR", "UV_PYTHON_DOWNLOADS_JSON_URL")
+        }
+        if self.kind == "downloads":
+            env["UV_PYTHON_DOWNLOADS_JSON_URL"] = self.location
+        else:
+            env["UV_PYTHON_INSTALL_MIRROR"] = self.location
+        return env
+
+    def advice(self, version: str, platform: str) -> str:
+        """What to do when nothing for `version` could be downloaded from here."""
+        if self.kind == "downloads":
+            return (
+                "Check that BAKERY_PYTHON_DOWNLOADS names a reachable uv downloads JSON that "
+                f"lists a CPython {version} build for {platform} at a reachable URL"
+            )
+        return "Set BAKERY_PYTHON_MIRROR to a reachable python-build-standalone mirror"
+
+
+def python_source() -> PythonSource:
+    """The source in effect: `BAKERY_PYTHON_DOWNLOADS`, else `BAKERY_PYTHON_MIRROR`, else
+    uv's default host."""
+    if downloads := os.environ.get("BAKERY_PYTHON_DOWNLOADS"):
+        return PythonSource("downloads", downloads)
+    return PythonSource("mirror", os.environ.get("BAKERY_PYTHON_MIRROR") or DEFAULT_SOURCE)
 
 
 def _uv_error(stderr: str) -> str:
+    """uv's first error with its innermost cause, e.g. "Failed to install cpython-3.12.1-...:
+    Connection refused"; the whole report goes into the exception's details."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    return lines[-1].removeprefix("cause: ") if lines else "uv gave no reason"
+    errors = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+    causes = [line.removeprefix("cause: ") for line in lines if line.startswith("cause: ")]
+    reason = ": ".join([*errors[:1], *causes[-1:]])
+    return reason or (lines[-1] if lines else "uv gave no reason")
 
 
-def _download(version: str, platform: str, into: Path) -> Path:
+def _download(version: str, platform: str, source: PythonSource, into: Path) -> Path:
+    """Install the build into `into`; returns its directory (uv names it after the full
+    version, e.g. cpython-3.12.1-linux-x86_64-gnu)."""
     request = f"cpython-{version}-linux-{ARCHITECTURES[platform]}-gnu"
-    source = python_source()
-    completed = subprocess.run(
-        [uv_binary(), "python", "install", "--no-bin", "--install-dir", str(into), request],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "UV_PYTHON_INSTALL_MIRROR": source},
-        timeout=600,
-    )
-    installs = [path for path in into.iterdir() if path.is_dir() and not path.name.startswith(".")]
-    if completed.returncode != 0 or len(installs) != 1:
+    command = [uv_binary(), "python", "install", "--no-config", "--no-bin", "--no-progress"]
+    try:
+        completed = subprocess.run(
+            [*command, "--install-dir", str(into), request],
+            capture_output=True,
+            text=True,
+            env=source.uv_env(),
+            timeout=DOWNLOAD_TIMEOUT,
+        )
+        reason = _uv_error(completed.stderr) if completed.returncode else None
+        details = completed.stderr.strip() or None
+    except subprocess.TimeoutExpired:
+        reason, details = f"no answer within {DOWNLOAD_TIMEOUT:.0f}s", None
+    # uv also links the minor version (cpython-3.12-linux-x86_64-gnu) to the install.
+    installs = [
+        path
+        for path in into.iterdir()
+        if path.is_dir() and not path.is_symlink() and not path.name.startswith(".")
+    ]
+    if reason is None and len(installs) != 1:
+        reason = f"expected one installation, uv left {sorted(p.name for p in installs)}"
+    if reason is not None:
         raise ImageBakingException(
-            f"cannot download CPython {version} for {platform} from {source}: "
-            f"{_uv_error(completed.stderr)}. Set BAKERY_PYTHON_MIRROR to a reachable "
-            f"python-build-standalone mirror, or use a base image that has Python {version}."
+            f"cannot download CPython {version} for {platform} from {source.location}: "
+            f"{reason}. {source.advice(version, platform)}, "
+            f"or use a base image that has Python {version}.",
+            details=details,
         )
     return installs[0]
+
+
+def _relocate(install: Path) -> None:
+    """Point the build's sysconfig data at PREFIX, where the layer puts it.
+
+    uv rewrites the `/install` prefix python-build-standalone builds are configured with to
+    the directory it unpacked into, here a scratch directory that exists only on this machine
+    and only now: left as is, `sysconfig` in the image would name it, and the layer's bytes
+    would differ on every bake.
+    """
+    written_as = {str(install), str(install.resolve())}
+    for data in install.glob("lib/python*/_sysconfigdata_*.py"):
+        text = original = data.read_text()
+        for path in written_as:
+            text = text.replace(path, PREFIX)
+        if text != original:
+            data.write_text(text)
 
 
 def _layer_files(install: Path) -> dict[str, LayerEntry]:
@@ -63,29 +142,29 @@ def _layer_files(install: Path) -> dict[str, LayerEntry]:
         if path.is_symlink():
             files[relative] = LayerSymlink(os.readlink(path))
         elif path.is_file():
-            mode = 0o755 if os.access(path, os.X_OK) else 0o644
-            files[relative] = LayerFile(mode, path.stat().st_size, path.open("rb"))
+            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+            files[relative] = LayerFile(mode, path.stat().st_size, path)
     return files
 
 
 def build_cpython_layer(
     version: str, platform: str, cache: Path, compression: Compression = "gzip"
 ) -> tuple[BuiltLayer, PythonInfo]:
-    """The managed CPython layer for `version` on `platform`, and the interpreter it holds."""
+    """The managed CPython layer for `version` on `platform`, and the interpreter it holds.
+
+    The cache key names the source, so builds from another source are downloaded anew.
+    """
     python = PythonInfo(version, f"{PREFIX}/bin/python{version}")
-    fields = f"{CPYTHON_LAYER_FORMAT} {version} {platform} {python_source()}"
+    source = python_source()
+    fields = f"{CPYTHON_LAYER_FORMAT} {version} {platform} {source.kind} {source.location}"
     key = blake3.blake3(fields.encode()).hexdigest()
     if (layer := cached_layer(cache, key, compression)) is not None:
         return layer, python
     scratch = Path(tempfile.mkdtemp(prefix="bakery-cpython-"))
     try:
-        files = _layer_files(_download(version, platform, scratch))
-        try:
-            layer = store_layer(cache, key, f"cpython {version}", files, compression)
-        finally:
-            for file in files.values():
-                if isinstance(file, LayerFile):
-                    file.content.close()
+        install = _download(version, platform, source, scratch)
+        _relocate(install)
+        layer = store_layer(cache, key, f"cpython {version}", _layer_files(install), compression)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return layer, python

@@ -33,11 +33,13 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class LayerFile:
-    """One regular file to put in a layer: its mode, size and a seekable stream of its bytes."""
+    """One regular file to put in a layer: its mode, size and its bytes, as a seekable stream
+    or as a path opened only while it is written (a layer of an unpacked tree can have more
+    files than a process may keep open)."""
 
     mode: int
     size: int
-    content: BinaryIO
+    content: BinaryIO | Path
 
 
 @dataclass(frozen=True)
@@ -124,11 +126,23 @@ def _tar_chunks(files: Mapping[str, LayerEntry]) -> Iterator[bytes]:
             yield symlink_header(path, file.target)
             continue
         yield file_header(path, file.size, file.mode)
-        file.content.seek(0)
-        while chunk := file.content.read(_CHUNK):
-            yield chunk
+        yield from _content(file)
         yield padding(file.size)
     yield END_OF_ARCHIVE
+
+
+def _content(file: LayerFile) -> Iterator[bytes]:
+    if isinstance(file.content, Path):
+        with file.content.open("rb") as stream:
+            yield from _chunks(stream)
+    else:
+        file.content.seek(0)
+        yield from _chunks(file.content)
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    while chunk := stream.read(_CHUNK):
+        yield chunk
 
 
 def _parents(path: str) -> Iterator[str]:
