@@ -83,11 +83,34 @@ def bake_image(
     }
     # Bad input fails here, before any base image or registry is touched.
     make_spec(**inputs, base_image_digest=_UNPINNED, python=python or DEFAULT_PYTHON)
-    cache = config.bake_cache_dir()
-    blobs = BlobCache(cache / "blobs")
     uploads = _UploadMeter(reporter)
     publisher = open_target(options.get("target"), options.get("registry"), uploads.on_step)
+    with contextlib.closing(publisher):
+        return _bake(
+            publisher,
+            inputs,
+            base_image=base_image,
+            python=python,
+            force=bool(options.get("force")),
+            reporter=reporter,
+            uploads=uploads,
+        )
 
+
+def _bake(
+    publisher: Publisher,
+    inputs: dict[str, Any],
+    *,
+    base_image: str | None,
+    python: str | None,
+    force: bool,
+    reporter: Reporter,
+    uploads: "_UploadMeter",
+) -> BakedImage:
+    """The bake proper, once the inputs are known to be valid and the target is open."""
+    platform = inputs["platform"]
+    cache = config.bake_cache_dir()
+    blobs = BlobCache(cache / "blobs")
     base_reference = base_image or config.base_image()
     if base_reference is None:
         base_reference = ensure_default_base(blobs, platform, reporter)
@@ -111,31 +134,26 @@ def bake_image(
     )
     tag = f"spec-{spec.spec_id}"
     python_path = f"{config.ENV_PREFIX}/bin/python"
-    if not options.get("force") and (found := publisher.find(tag)) is not None:
+    if not force and (found := publisher.find(tag)) is not None:
         reporter.info(f"Found baked image {found.reference} for spec {spec.spec_id[:12]}")
         return BakedImage(found.reference, python_path)
 
     base = base or _load(pinned_reference, blobs, platform, reporter, fetch_layers=fetch_layers)
-    with contextlib.ExitStack() as stack:
-        if isinstance(publisher, RegistryPublisher):
-            stack.callback(publisher.close)
-            # The base's layers travel while the spec is resolved and its layers are built.
-            publisher.push_ahead(base.layers, **_base_push(base, mount_repository, blobs))
-        reporter.info(
-            f"Resolving {len(spec.requirements)} requirement(s) for {platform}, "
-            f"Python {spec.python}"
-        )
-        locked = lock(spec)
-        on_built = None
-        if isinstance(publisher, RegistryPublisher):
-            on_built = lambda layer: publisher.push_ahead([layer.oci_layer()])  # noqa: E731
-        layers = _build_layers(spec, locked, base, cache, reporter, on_built)
-        image = assemble(
-            base, layers, prefix=config.ENV_PREFIX, spec_id=spec.spec_id, lock=locked, blobs=blobs
-        )
-        reference = _publish(
-            publisher, image, tag, base, mount_repository, blobs, uploads, reporter
-        )
+    on_built = None
+    if isinstance(publisher, RegistryPublisher):
+        # The base's layers travel while the spec is resolved, each package layer as soon as
+        # it is built; `publish` waits for them all before the manifest and tag.
+        publisher.push_ahead(base.layers, **_base_push(base, mount_repository, blobs))
+        on_built = lambda layer: publisher.push_ahead([layer.oci_layer()])  # noqa: E731
+    reporter.info(
+        f"Resolving {len(spec.requirements)} requirement(s) for {platform}, Python {spec.python}"
+    )
+    locked = lock(spec)
+    layers = _build_layers(spec, locked, base, cache, reporter, on_built)
+    image = assemble(
+        base, layers, prefix=config.ENV_PREFIX, spec_id=spec.spec_id, lock=locked, blobs=blobs
+    )
+    reference = _publish(publisher, image, tag, base, mount_repository, blobs, uploads, reporter)
     reporter.info(f"Baked {reference}")
     return BakedImage(reference, python_path)
 

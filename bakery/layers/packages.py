@@ -17,7 +17,8 @@ from bakery.layers.tarball import Compression
 from bakery.layers.wheel import build_wheel_layer
 from bakery.lock import LockedPackage
 
-BUILD_WORKERS = os.cpu_count() or 1
+BUILD_WORKERS = min(os.cpu_count() or 1, 8)
+"""Builders hold a wheel's small files in memory: more than 8 costs memory, gains little."""
 
 
 def build_package_layers(

@@ -113,6 +113,12 @@ class DaemonPublisher:
         self.repository = repository
         self.engine = engine or DockerEngine()
         self.state_dir = state_dir or default_state_dir()
+        self._owns_engine = engine is None
+
+    def close(self) -> None:
+        """Close the engine connection if this publisher opened it."""
+        if self._owns_engine:
+            self.engine.close()
 
     def publish(self, image: Image, tag: str) -> str:
         name = f"{self.repository}:{tag}"

@@ -34,6 +34,9 @@ class LayoutPublisher:
         self._blobs = self.directory / "blobs" / "sha256"
         self._index = self.directory / "index.json"
 
+    def close(self) -> None:
+        """Nothing to release: the layout is plain files."""
+
     def publish(self, image: Image, tag: str) -> str:
         self._blobs.mkdir(parents=True, exist_ok=True)
         marker = self.directory / "oci-layout"

@@ -30,3 +30,7 @@ class Publisher(Protocol):
     def resolve(self, tag: str) -> str:
         """The manifest digest `tag` points at; raises an OciError if there is none."""
         ...
+
+    def close(self) -> None:
+        """Release connections and wait for pushes still running in the background."""
+        ...
