@@ -3,6 +3,7 @@
 import base64
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ from bakery.oci.errors import InvalidReference, RegistryError
 from bakery.oci.model import OCI_INDEX, canonical_json
 from bakery.oci.reference import Reference
 from bakery.oci.registry import RegistryClient, is_insecure
+from bakery.oci.remote import PARALLEL_BLOBS, RegistryPublisher
 from tests.fixtures.registry import TestRegistry, TokenService
 from tests.fixtures.services import free_port
 
@@ -193,6 +195,20 @@ def test_basic_auth_with_credentials_from_docker_config(
         client.upload_blob(layer)
         assert client.blob_exists(layer.digest)
     assert basic_auth_registry.uploads("private/app") == 1
+
+
+def test_parallel_first_pushes_share_one_login(
+    basic_auth_registry: TestRegistry, make_image, tmp_path, monkeypatch
+):
+    """Eight blobs pushed at once by a client that has not authenticated yet: every request
+    meets the 401 challenge together, and none may take another's answer for a refusal."""
+    login(tmp_path, monkeypatch, basic_auth_registry)
+    layers = [make_image(f"layer {n}\n").layers[0] for n in range(PARALLEL_BLOBS)]
+    image = replace(make_image("top\n"), layers=tuple(layers))
+    with RegistryPublisher(f"{basic_auth_registry.host}/private/many") as publisher:
+        publisher.publish(image, "v1")
+        assert publisher.stats.uploaded == len(image.blobs())
+    assert basic_auth_registry.uploads("private/many") == len(image.blobs())
 
 
 def test_bearer_token_flow_including_a_cross_repo_mount(
