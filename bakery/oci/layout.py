@@ -9,19 +9,16 @@ and crashes never leave it half-written. References look like
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bakery.oci.errors import LayoutError
 from bakery.oci.model import OCI_INDEX, REF_NAME_ANNOTATION, Blob, Image, canonical_json
 from bakery.oci.publish import Found
-from stagekit.files import atomic_file, write_atomic
+from stagekit.files import atomic_file, exclusive, write_atomic
 
 LAYOUT_SCHEME = "oci-layout://"
 
@@ -54,7 +51,7 @@ class LayoutPublisher:
             "size": len(manifest.data),
             "annotations": {REF_NAME_ANNOTATION: tag},
         }
-        with self._locked():
+        with exclusive(self.directory / ".index.lock"):
             index = self._read_index()
             index["manifests"] = [m for m in index["manifests"] if _tag_of(m) != tag] + [entry]
             write_atomic(self._index, canonical_json(index))
@@ -121,12 +118,6 @@ class LayoutPublisher:
                 f"cannot read {self._index}: {exc}; it is not an OCI image index — "
                 "fix or remove it (its blobs can stay)"
             ) from exc
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        with (self.directory / ".index.lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
 
 
 def _tag_of(descriptor: dict[str, Any]) -> str | None:
