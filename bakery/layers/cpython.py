@@ -142,8 +142,9 @@ def _layer_files(install: Path) -> dict[str, LayerEntry]:
         if path.is_symlink():
             files[relative] = LayerSymlink(os.readlink(path))
         elif path.is_file():
-            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
-            files[relative] = LayerFile(mode, path.stat().st_size, path)
+            stat = path.stat()
+            mode = 0o755 if stat.st_mode & 0o111 else 0o644
+            files[relative] = LayerFile(mode, stat.st_size, path)
     return files
 
 
