@@ -34,7 +34,7 @@ import httpx
 from bakery.artifacts import artifact_path, fetch_artifacts
 from bakery.bake import bake_image
 from bakery.base.debian import build_debian_base
-from bakery.lock import LockedPackage, lock
+from bakery.lock import LockedPackage, lock, uv_binary, uv_platform
 from bakery.oci.cache import BlobCache
 from bakery.oci.remote import RegistryPublisher
 from bakery.spec import make_spec
@@ -173,11 +173,9 @@ def peer_resolve(variant: str, packages: list[str]) -> float:
         command += ["--only-binary=:all:", "--implementation=cp"]
         command += ["--platform=manylinux_2_28_x86_64", f"--python-version={PYTHON}"]
         command += packages
-    else:
-        from uv import find_uv_bin
-
-        command = [find_uv_bin(), "pip", "compile", "-", "--no-config", "--quiet"]
-        command += ["--python-platform=x86_64-manylinux_2_28", f"--python-version={PYTHON}"]
+    else:  # the uv bakery runs, for the same target
+        command = [uv_binary(), "pip", "compile", "-", "--no-config", "--quiet"]
+        command += [f"--python-platform={uv_platform('linux/amd64')}", f"--python-version={PYTHON}"]
         command += ["--only-binary=:all:", f"--python={sys.executable}"]
     resolve = lambda: run(*command, input="\n".join(packages), cwd=WORK)  # noqa: E731
     resolve()
@@ -294,25 +292,24 @@ def bench_spec(
             logger=lambda message: log.append((time.perf_counter(), message)),
         ).image
 
-    def resolved_in() -> float:
-        """Seconds between bakery's "Resolving" and "Downloading" messages of the last bake."""
+    def split(seconds: float) -> str:
+        """The last bake's time as total (resolving + the rest), from its stage messages."""
         starts = {message.split()[0]: at for at, message in log}
-        return starts["Downloading"] - starts["Resolving"]
+        resolving = starts["Downloading"] - starts["Resolving"]
+        return f"{seconds:.1f} s ({resolving:.1f} + {seconds - resolving:.1f})"
 
     results: dict[str, dict[str, tuple[str, float, int]]] = {}
     print("   bakery", flush=True)
     images: list[str] = []
     seconds, uploaded = registry.measure(lambda: images.append(bake(packages)))
-    cell = f"{seconds:.1f} s ({resolved_in():.1f} + {seconds - resolved_in():.1f})"
-    results["cold"] = {"bakery": (cell, seconds, uploaded)}
+    results["cold"] = {"bakery": (split(seconds), seconds, uploaded)}
     in_process = [timed(lambda: bake(packages)) for _ in range(6)]  # the 2nd call, then 5 more
     seconds, uploaded = registry.measure(lambda: bake(packages))
     median = statistics.median([seconds, *in_process[1:]])
     results["identical re-bake"] = {"bakery": (f"{median * 1000:.0f} ms", median, uploaded)}
     new_process = timed(lambda: bakery_rebake_in_new_process(packages, repo, base))
     seconds, uploaded = registry.measure(lambda: images.append(bake([*packages, extra])))
-    cell = f"{seconds:.1f} s ({resolved_in():.1f} + {seconds - resolved_in():.1f})"
-    results[f"+ {extra}"] = {"bakery": (cell, seconds, uploaded)}
+    results[f"+ {extra}"] = {"bakery": (split(seconds), seconds, uploaded)}
     added = new_layers(registry, images[0], images[1])
     manifest, _ = registry.manifest(images[1])
     small = len(json.dumps(manifest)) + manifest["config"]["size"]
