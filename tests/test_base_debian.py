@@ -1,11 +1,19 @@
 """The mmdebstrap-built Debian base: a valid, reproducible rootfs layer that Docker can run."""
 
+import contextlib
 import gzip
 import hashlib
 import json
+import os
+import signal
 import stat
+import subprocess
+import sys
 import tarfile
+import tempfile
+import threading
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +23,7 @@ from bakery.oci.cache import BlobCache
 from bakery.oci.daemon import DaemonPublisher
 from bakery.oci.model import OCI_CONFIG, OCI_LAYER_GZIP, Image
 from tests.fixtures.docker_engine import DockerCli
+from tests.fixtures.services import wait_until
 
 
 def _members(image: Image) -> list[tarfile.TarInfo]:
@@ -139,3 +148,107 @@ def test_unreachable_mirror_is_reported(tmp_path):
 def test_unsupported_platform_is_reported(tmp_path):
     with pytest.raises(ImageBakingException, match="linux/arm64"):
         build_debian_base(BlobCache(tmp_path), platform="windows/amd64")
+
+
+class _Interrupted(BaseException):
+    """Stands for Ctrl-C or a caller's timeout: like KeyboardInterrupt, not an Exception."""
+
+
+def _mounts_under(directory: Path) -> list[str]:
+    inside = f"{directory}/"
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [point for point in points if point.startswith(inside)]
+
+
+def _chrooted_under(directory: Path) -> list[int]:
+    """Processes whose root directory is inside `directory` (a build's chroot)."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(proc / "root").startswith(f"{directory}/"):
+                pids.append(int(proc.name))
+    return pids
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    """`tmp_path` as TMPDIR; whatever a failed test leaked there is unmounted afterwards, so
+    pytest's later removal of old temp dirs can never reach into a bind-mounted host dir."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # gettempdir() caches
+    yield tmp_path
+    for point in reversed(_mounts_under(tmp_path)):
+        subprocess.run(["umount", "--lazy", point], check=False)
+
+
+def test_interrupted_build_leaves_no_mount_process_or_tree(scratch):
+    """Interrupt the build while packages are configured inside its chroot (so /proc, /sys,
+    /dev/pts and the bind-mounted /dev/shm are up): nothing stays mounted, running or on
+    disk, and the host's /dev/shm keeps its files."""
+    sentinel = Path("/dev/shm") / f"bakery-test-{uuid.uuid4().hex}"
+    sentinel.write_text("keep me")
+    building = threading.Event()
+    done = threading.Event()
+
+    def interrupt(signum, frame):
+        if building.is_set():
+            raise _Interrupted
+
+    def watch() -> None:  # interrupt the main thread once the chroot is in use
+        while not done.is_set():
+            if _chrooted_under(scratch):
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+                return
+            done.wait(0.05)
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    watcher = threading.Thread(target=watch)
+    try:
+        building.set()
+        watcher.start()
+        with pytest.raises(_Interrupted):
+            build_debian_base(BlobCache(scratch / "cache"))
+    finally:
+        building.clear()
+        done.set()
+        watcher.join()
+        signal.signal(signal.SIGUSR1, previous)
+        survived = sentinel.exists()
+        sentinel.unlink(missing_ok=True)
+    assert _mounts_under(scratch) == []
+    assert _chrooted_under(scratch) == []
+    assert list((scratch / "tmp").iterdir()) == []
+    assert list((scratch / "cache" / "tmp").iterdir()) == []
+    assert survived
+
+
+def _running_in(directory: Path) -> list[int]:
+    """Processes with their root or working directory inside `directory`, or naming it in
+    their command line: a build's mmdebstrap, apt, dpkg and maintainer scripts."""
+    pids = set(_chrooted_under(directory))
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if str(directory) in (proc / "cmdline").read_text(errors="replace"):
+                pids.add(int(proc.name))
+    return sorted(pids)
+
+
+def test_killed_caller_takes_its_build_with_it(scratch):
+    """SIGKILL the process running a build mid-way: the build dies with it rather than run on
+    unattended and write a base nobody collects; nothing of it stays mounted."""
+    code = (
+        "import sys; from pathlib import Path; from bakery.oci.cache import BlobCache;"
+        "from bakery.base.debian import build_debian_base;"
+        "build_debian_base(BlobCache(Path(sys.argv[1])))"
+    )
+    caller = subprocess.Popen([sys.executable, "-c", code, str(scratch / "cache")])
+    try:
+        wait_until(lambda: bool(_chrooted_under(scratch)), "the build's chroot", timeout=600)
+    finally:
+        caller.kill()
+        caller.wait()
+    wait_until(lambda: not _running_in(scratch), "the build's processes to end", timeout=600)
+    assert _mounts_under(scratch) == []
+    tarballs = [path for path in scratch.rglob("*.tar") if path.stat().st_size]
+    assert tarballs == []  # mmdebstrap creates its (empty) target first, fills it last
