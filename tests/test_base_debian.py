@@ -17,10 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from bakery.bake import bake_image
 from bakery.base.debian import build_debian_base
+from bakery.base.default import default_base_tag
 from bakery.errors import ImageBakingException
 from bakery.oci.cache import BlobCache
 from bakery.oci.daemon import DaemonPublisher
+from bakery.oci.layout import LayoutPublisher
 from bakery.oci.model import OCI_CONFIG, OCI_LAYER_GZIP, Image
 from tests.fixtures.docker_engine import DockerCli
 from tests.fixtures.services import wait_until
@@ -42,6 +45,22 @@ def test_layer_holds_python_and_certificates(debian_base):
     assert by_name["usr/bin/python3.11"].isfile()
     assert by_name["etc/ssl/certs/ca-certificates.crt"].isfile()
     assert by_name["etc/ssl/certs/ca-certificates.crt"].size > 100_000
+
+
+# auditwheel's manylinux_2_17..2_41 `lib_whitelist` without the X11 and GL libraries
+# (the README's base section says why those are left out)
+MANYLINUX_SYSTEM_LIBRARIES = (
+    "libatomic.so.1", "libgcc_s.so.1", "libstdc++.so.6", "libm.so.6", "libmvec.so.1",
+    "libanl.so.1", "libdl.so.2", "librt.so.1", "libc.so.6", "libnsl.so.1", "libutil.so.1",
+    "libpthread.so.0", "libresolv.so.2", "libexpat.so.1", "libz.so.1", "libglib-2.0.so.0",
+    "libgobject-2.0.so.0", "libgthread-2.0.so.0",
+)  # fmt: skip
+
+
+def test_layer_holds_the_system_libraries_manylinux_wheels_may_link(debian_base):
+    names = {m.name for m in _members(debian_base)}
+    libraries = {f"usr/lib/x86_64-linux-gnu/{name}" for name in MANYLINUX_SYSTEM_LIBRARIES}
+    assert sorted(libraries - names) == []
 
 
 def test_layer_entries_are_normalised(debian_base):
@@ -148,6 +167,37 @@ def test_unreachable_mirror_is_reported(tmp_path):
 def test_unsupported_platform_is_reported(tmp_path):
     with pytest.raises(ImageBakingException, match="linux/arm64"):
         build_debian_base(BlobCache(tmp_path), platform="windows/amd64")
+
+
+@pytest.fixture
+def default_base_bake_env(tmp_path, monkeypatch, debian_base):
+    """Nothing configured, so `bake_image` uses the embedded default base: the one the
+    fixture built (with the same `build_debian_base` call), already in the local layout."""
+    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("BAKERY_IMAGE_LAYOUT", str(tmp_path / "layout"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("BAKERY_BASE_IMAGE", raising=False)
+    monkeypatch.delenv("BAKERY_REGISTRY", raising=False)
+    LayoutPublisher(tmp_path / "layout").publish(debian_base, default_base_tag("linux/amd64"))
+
+
+def test_manylinux_wheels_run_on_the_default_base(default_base_bake_env, docker_engine):
+    """numpy, pandas and scikit-learn (C++ and Fortran extensions, bundled OpenBLAS) find
+    every system library their manylinux wheels expect: libstdc++ first of all."""
+    baked = bake_image(pypi={"numpy": "", "pandas": "", "scikit-learn": ""}, target="daemon")
+    script = (
+        "import numpy as np, pandas as pd\n"
+        "from sklearn.linear_model import LinearRegression\n"
+        "x = np.arange(10.0).reshape(-1, 1)\n"
+        "frame = pd.DataFrame({'x': x.ravel(), 'y': 3 * x.ravel() + 2})\n"
+        "model = LinearRegression().fit(frame[['x']], frame['y'])\n"
+        "print(round(model.coef_[0], 6), round(model.intercept_, 6), frame['y'].sum())\n"
+    )
+    try:
+        ran = docker_engine.run("run", "--rm", baked.image, baked.python_path, "-c", script)
+        assert ran.stdout.decode().split() == ["3.0", "2.0", "155.0"]
+    finally:
+        docker_engine.run("rmi", baked.image)
 
 
 class _Interrupted(BaseException):

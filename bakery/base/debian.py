@@ -13,6 +13,7 @@ process or temp tree of it is left behind.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -29,7 +30,19 @@ from reprotar.tar import FIXED_MTIME
 from stagekit.progress import ProgressCallback
 
 SUITE_LABEL = "org.bakery.base.suite"
-PACKAGES = ("python3", "ca-certificates")
+# What manylinux wheels may take from the system: the libraries of auditwheel's policy
+# `lib_whitelist` that Debian ships outside a graphics stack (README, "Base images").
+MANYLINUX_LIBRARIES = (
+    "libc6",  # libc, libm, libmvec, libpthread, libdl, librt, libanl, libutil, libresolv, libnsl
+    "libgcc-s1",
+    "libstdc++6",
+    "libatomic1",
+    "zlib1g",
+    "libexpat1",
+    "libglib2.0-0",  # libglib, libgobject, libgthread
+)
+PACKAGES = ("python3", "ca-certificates", *MANYLINUX_LIBRARIES)
+_RECIPE_VERSION = 1  # bump when the layer's bytes change for the same packages (rootfs.py)
 ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
 _STAGE = "bootstrap debian"
 _DROP_HOST_FILES = 'rm -f "$1/etc/resolv.conf" "$1/etc/hostname"'
@@ -55,7 +68,8 @@ def build_debian_base(
     mirror: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> Image:
-    """Bootstrap Debian `suite` with python3 and CA certificates as a one-layer image.
+    """Bootstrap Debian `suite` with python3, CA certificates and the system libraries
+    manylinux wheels may link (`MANYLINUX_LIBRARIES`) as a one-layer image.
 
     `mirror` is a URL (or a full `deb ...` line) replacing deb.debian.org and its security
     and updates suites. Needs root, mmdebstrap and util-linux (unshare, setpriv); 20-50 s.
@@ -92,6 +106,15 @@ def build_debian_base(
         config["variant"] = variant
     config_digest = cache.put_bytes(canonical_json(config))
     return Image(config=cache.blob(config_digest, OCI_CONFIG), layers=(built.layer,))
+
+
+def recipe_id(suite: str = "bookworm", platform: str = "linux/amd64") -> str:
+    """12 hex digits naming what `build_debian_base` makes of `suite` and `platform` apart
+    from the mirror's package versions: the mmdebstrap command (packages, hooks, arch), the
+    image config's environment and the layer format. A changed recipe means a new base."""
+    os_, arch, variant = _split_platform(platform)
+    recipe = [_RECIPE_VERSION, os_, *_mmdebstrap_command(suite, arch, variant), *ENV]
+    return hashlib.sha256(repr(recipe).encode()).hexdigest()[:12]
 
 
 def _split_platform(platform: str) -> tuple[str, str, str | None]:
