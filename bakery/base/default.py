@@ -27,7 +27,9 @@ def ensure_default_base(
     layout = LayoutPublisher(config.image_layout_dir())
     tag = default_base_tag(platform)
     if force or layout.find(tag) is None:
-        reporter.info(f"Building the default base image (Debian bookworm + python3, {platform})")
+        reporter.info(
+            f"Building the default base image (Debian bookworm, python3, system libs, {platform})"
+        )
         layout.publish(build_debian_base(blobs, platform=platform, progress=reporter.progress), tag)
     return f"{LAYOUT_SCHEME}{layout.directory}:{tag}"
 
