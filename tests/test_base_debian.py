@@ -1,20 +1,32 @@
 """The mmdebstrap-built Debian base: a valid, reproducible rootfs layer that Docker can run."""
 
+import contextlib
 import gzip
 import hashlib
 import json
+import os
+import signal
 import stat
+import subprocess
+import sys
 import tarfile
+import tempfile
+import threading
 import uuid
+from pathlib import Path
 
 import pytest
 
+from bakery.bake import bake_image
 from bakery.base.debian import build_debian_base
+from bakery.base.default import default_base_tag
 from bakery.errors import ImageBakingException
 from bakery.oci.cache import BlobCache
 from bakery.oci.daemon import DaemonPublisher
+from bakery.oci.layout import LayoutPublisher
 from bakery.oci.model import OCI_CONFIG, OCI_LAYER_GZIP, Image
 from tests.fixtures.docker_engine import DockerCli
+from tests.fixtures.services import wait_until
 
 
 def _members(image: Image) -> list[tarfile.TarInfo]:
@@ -33,6 +45,22 @@ def test_layer_holds_python_and_certificates(debian_base):
     assert by_name["usr/bin/python3.11"].isfile()
     assert by_name["etc/ssl/certs/ca-certificates.crt"].isfile()
     assert by_name["etc/ssl/certs/ca-certificates.crt"].size > 100_000
+
+
+# auditwheel's manylinux_2_17..2_41 `lib_whitelist` without the X11 and GL libraries
+# (the README's base section says why those are left out)
+MANYLINUX_SYSTEM_LIBRARIES = (
+    "libatomic.so.1", "libgcc_s.so.1", "libstdc++.so.6", "libm.so.6", "libmvec.so.1",
+    "libanl.so.1", "libdl.so.2", "librt.so.1", "libc.so.6", "libnsl.so.1", "libutil.so.1",
+    "libpthread.so.0", "libresolv.so.2", "libexpat.so.1", "libz.so.1", "libglib-2.0.so.0",
+    "libgobject-2.0.so.0", "libgthread-2.0.so.0",
+)  # fmt: skip
+
+
+def test_layer_holds_the_system_libraries_manylinux_wheels_may_link(debian_base):
+    names = {m.name for m in _members(debian_base)}
+    libraries = {f"usr/lib/x86_64-linux-gnu/{name}" for name in MANYLINUX_SYSTEM_LIBRARIES}
+    assert sorted(libraries - names) == []
 
 
 def test_layer_entries_are_normalised(debian_base):
@@ -139,3 +167,138 @@ def test_unreachable_mirror_is_reported(tmp_path):
 def test_unsupported_platform_is_reported(tmp_path):
     with pytest.raises(ImageBakingException, match="linux/arm64"):
         build_debian_base(BlobCache(tmp_path), platform="windows/amd64")
+
+
+@pytest.fixture
+def default_base_bake_env(tmp_path, monkeypatch, debian_base):
+    """Nothing configured, so `bake_image` uses the embedded default base: the one the
+    fixture built (with the same `build_debian_base` call), already in the local layout."""
+    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("BAKERY_IMAGE_LAYOUT", str(tmp_path / "layout"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("BAKERY_BASE_IMAGE", raising=False)
+    monkeypatch.delenv("BAKERY_REGISTRY", raising=False)
+    LayoutPublisher(tmp_path / "layout").publish(debian_base, default_base_tag("linux/amd64"))
+
+
+def test_manylinux_wheels_run_on_the_default_base(default_base_bake_env, docker_engine):
+    """numpy, pandas and scikit-learn (C++ and Fortran extensions, bundled OpenBLAS) find
+    every system library their manylinux wheels expect: libstdc++ first of all."""
+    baked = bake_image(pypi={"numpy": "", "pandas": "", "scikit-learn": ""}, target="daemon")
+    script = (
+        "import numpy as np, pandas as pd\n"
+        "from sklearn.linear_model import LinearRegression\n"
+        "x = np.arange(10.0).reshape(-1, 1)\n"
+        "frame = pd.DataFrame({'x': x.ravel(), 'y': 3 * x.ravel() + 2})\n"
+        "model = LinearRegression().fit(frame[['x']], frame['y'])\n"
+        "print(round(model.coef_[0], 6), round(model.intercept_, 6), frame['y'].sum())\n"
+    )
+    try:
+        ran = docker_engine.run("run", "--rm", baked.image, baked.python_path, "-c", script)
+        assert ran.stdout.decode().split() == ["3.0", "2.0", "155.0"]
+    finally:
+        docker_engine.run("rmi", baked.image)
+
+
+class _Interrupted(BaseException):
+    """Stands for Ctrl-C or a caller's timeout: like KeyboardInterrupt, not an Exception."""
+
+
+def _mounts_under(directory: Path) -> list[str]:
+    inside = f"{directory}/"
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [point for point in points if point.startswith(inside)]
+
+
+def _chrooted_under(directory: Path) -> list[int]:
+    """Processes whose root directory is inside `directory` (a build's chroot)."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(proc / "root").startswith(f"{directory}/"):
+                pids.append(int(proc.name))
+    return pids
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    """`tmp_path` as TMPDIR; whatever a failed test leaked there is unmounted afterwards, so
+    pytest's later removal of old temp dirs can never reach into a bind-mounted host dir."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # gettempdir() caches
+    yield tmp_path
+    for point in reversed(_mounts_under(tmp_path)):
+        subprocess.run(["umount", "--lazy", point], check=False)
+
+
+def test_interrupted_build_leaves_no_mount_process_or_tree(scratch):
+    """Interrupt the build while packages are configured inside its chroot (so /proc, /sys,
+    /dev/pts and the bind-mounted /dev/shm are up): nothing stays mounted, running or on
+    disk, and the host's /dev/shm keeps its files."""
+    sentinel = Path("/dev/shm") / f"bakery-test-{uuid.uuid4().hex}"
+    sentinel.write_text("keep me")
+    building = threading.Event()
+    done = threading.Event()
+
+    def interrupt(signum, frame):
+        if building.is_set():
+            raise _Interrupted
+
+    def watch() -> None:  # interrupt the main thread once the chroot is in use
+        while not done.is_set():
+            if _chrooted_under(scratch):
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+                return
+            done.wait(0.05)
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    watcher = threading.Thread(target=watch)
+    try:
+        building.set()
+        watcher.start()
+        with pytest.raises(_Interrupted):
+            build_debian_base(BlobCache(scratch / "cache"))
+    finally:
+        building.clear()
+        done.set()
+        watcher.join()
+        signal.signal(signal.SIGUSR1, previous)
+        survived = sentinel.exists()
+        sentinel.unlink(missing_ok=True)
+    assert _mounts_under(scratch) == []
+    assert _chrooted_under(scratch) == []
+    assert list((scratch / "tmp").iterdir()) == []
+    assert list((scratch / "cache" / "tmp").iterdir()) == []
+    assert survived
+
+
+def _running_in(directory: Path) -> list[int]:
+    """Processes with their root or working directory inside `directory`, or naming it in
+    their command line: a build's mmdebstrap, apt, dpkg and maintainer scripts."""
+    pids = set(_chrooted_under(directory))
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if str(directory) in (proc / "cmdline").read_text(errors="replace"):
+                pids.add(int(proc.name))
+    return sorted(pids)
+
+
+def test_killed_caller_takes_its_build_with_it(scratch):
+    """SIGKILL the process running a build mid-way: the build dies with it rather than run on
+    unattended and write a base nobody collects; nothing of it stays mounted."""
+    code = (
+        "import sys; from pathlib import Path; from bakery.oci.cache import BlobCache;"
+        "from bakery.base.debian import build_debian_base;"
+        "build_debian_base(BlobCache(Path(sys.argv[1])))"
+    )
+    caller = subprocess.Popen([sys.executable, "-c", code, str(scratch / "cache")])
+    try:
+        wait_until(lambda: bool(_chrooted_under(scratch)), "the build's chroot", timeout=600)
+    finally:
+        caller.kill()
+        caller.wait()
+    wait_until(lambda: not _running_in(scratch), "the build's processes to end", timeout=600)
+    assert _mounts_under(scratch) == []
+    tarballs = [path for path in scratch.rglob("*.tar") if path.stat().st_size]
+    assert tarballs == []  # mmdebstrap creates its (empty) target first, fills it last

@@ -6,18 +6,21 @@ py3compile write hash-checked .pyc files, so the fixed mtimes of the layer never
 stale. resolv.conf and hostname are removed: they are the build host's, and every container
 runtime bind-mounts its own. The rootfs is then rewritten by `normalise_rootfs`, and the
 config carries no timestamp, so the same package versions give the same image digest.
+
+mmdebstrap runs contained (`bakery.base.contained`): whatever interrupts a build, no mount,
+process or temp tree of it is left behind.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bakery.base.contained import run_contained, scratch_directory
 from bakery.base.python import EXECUTABLE_LABEL, VERSION_LABEL, pick_python
 from bakery.base.rootfs import normalise_rootfs
 from bakery.errors import ImageBakingException
@@ -27,7 +30,19 @@ from reprotar.tar import FIXED_MTIME
 from stagekit.progress import ProgressCallback
 
 SUITE_LABEL = "org.bakery.base.suite"
-PACKAGES = ("python3", "ca-certificates")
+# What manylinux wheels may take from the system: the libraries of auditwheel's policy
+# `lib_whitelist` that Debian ships outside a graphics stack (README, "Base images").
+MANYLINUX_LIBRARIES = (
+    "libc6",  # libc, libm, libmvec, libpthread, libdl, librt, libanl, libutil, libresolv, libnsl
+    "libgcc-s1",
+    "libstdc++6",
+    "libatomic1",
+    "zlib1g",
+    "libexpat1",
+    "libglib2.0-0",  # libglib, libgobject, libgthread
+)
+PACKAGES = ("python3", "ca-certificates", *MANYLINUX_LIBRARIES)
+_RECIPE_VERSION = 1  # bump when the layer's bytes change for the same packages (rootfs.py)
 ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
 _STAGE = "bootstrap debian"
 _DROP_HOST_FILES = 'rm -f "$1/etc/resolv.conf" "$1/etc/hostname"'
@@ -53,16 +68,18 @@ def build_debian_base(
     mirror: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> Image:
-    """Bootstrap Debian `suite` with python3 and CA certificates as a one-layer image.
+    """Bootstrap Debian `suite` with python3, CA certificates and the system libraries
+    manylinux wheels may link (`MANYLINUX_LIBRARIES`) as a one-layer image.
 
     `mirror` is a URL (or a full `deb ...` line) replacing deb.debian.org and its security
-    and updates suites. Needs root and mmdebstrap; about 20 s with a nearby mirror.
+    and updates suites. Needs root, mmdebstrap and util-linux (unshare, setpriv); 20-50 s.
     """
     os_, arch, variant = _split_platform(platform)
     command = _mmdebstrap_command(suite, arch, variant)
-    with tempfile.TemporaryDirectory(dir=cache.root / "tmp", prefix="rootfs-") as workdir:
-        rootfs = Path(workdir) / "rootfs.tar"
-        _run(command + [str(rootfs)] + ([mirror] if mirror else []), suite, progress)
+    with scratch_directory("bakery-base-") as scratch:
+        rootfs = scratch / "rootfs.tar"
+        target = [str(rootfs)] + ([mirror] if mirror else [])
+        _run(command + target, scratch, suite, progress)
         built = normalise_rootfs(rootfs, cache, progress)
     python = pick_python(built.paths)
     if python is None:
@@ -91,6 +108,15 @@ def build_debian_base(
     return Image(config=cache.blob(config_digest, OCI_CONFIG), layers=(built.layer,))
 
 
+def recipe_id(suite: str = "bookworm", platform: str = "linux/amd64") -> str:
+    """12 hex digits naming what `build_debian_base` makes of `suite` and `platform` apart
+    from the mirror's package versions: the mmdebstrap command (packages, hooks, arch), the
+    image config's environment and the layer format. A changed recipe means a new base."""
+    os_, arch, variant = _split_platform(platform)
+    recipe = [_RECIPE_VERSION, os_, *_mmdebstrap_command(suite, arch, variant), *ENV]
+    return hashlib.sha256(repr(recipe).encode()).hexdigest()[:12]
+
+
 def _split_platform(platform: str) -> tuple[str, str, str | None]:
     os_, _, arch_variant = platform.partition("/")
     arch, _, variant = arch_variant.partition("/")
@@ -117,7 +143,8 @@ def _mmdebstrap_command(suite: str, arch: str, variant: str | None) -> list[str]
     ]
 
 
-def _run(command: list[str], suite: str, progress: ProgressCallback | None) -> None:
+def _run(command: list[str], scratch: Path, suite: str, progress: ProgressCallback | None) -> None:
+    """Run mmdebstrap with its temp chroot in `scratch`."""
     if shutil.which("mmdebstrap") is None:
         raise ImageBakingException(
             "mmdebstrap is not installed: `apt-get install mmdebstrap` (Debian/Ubuntu), "
@@ -130,17 +157,12 @@ def _run(command: list[str], suite: str, progress: ProgressCallback | None) -> N
         )
     if progress:
         progress(_STAGE, 0, 1)
-    env = {**os.environ, "SOURCE_DATE_EPOCH": str(FIXED_MTIME)}
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(FIXED_MTIME), "TMPDIR": str(scratch)}
     started = time.monotonic()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    result = run_contained(command, env)
     if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip()
-        network = any(s in output for s in ("Could not resolve", "Failed to fetch", "Temporary"))
-        hint = (
-            "the Debian mirror is unreachable: check network access (or pass a reachable mirror)"
-            if network
-            else f"is {suite!r} a Debian suite, and the platform runnable here?"
-        )
+        output = result.stdout.strip()
+        hint = _failure_hint(output, suite)
         last = output.splitlines()[-1] if output else "no output"
         raise ImageBakingException(
             f"mmdebstrap failed after {time.monotonic() - started:.0f}s ({last}); {hint}",
@@ -148,3 +170,14 @@ def _run(command: list[str], suite: str, progress: ProgressCallback | None) -> N
         )
     if progress:
         progress(_STAGE, 1, 1)
+
+
+def _failure_hint(output: str, suite: str) -> str:
+    if any(s in output for s in ("Could not resolve", "Failed to fetch", "Temporary")):
+        return "the Debian mirror is unreachable: check network access (or pass a reachable mirror)"
+    if "unshare failed" in output:
+        return (
+            "this machine does not allow new mount and PID namespaces (a container without "
+            "CAP_SYS_ADMIN?): build the base on a host that does, or use a prebuilt base image"
+        )
+    return f"is {suite!r} a Debian suite, and the platform runnable here?"

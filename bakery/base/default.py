@@ -1,21 +1,23 @@
 """The embedded default base: Debian bookworm + python3, built once with mmdebstrap.
 
-It lives in the local OCI layout under `base-debian-bookworm-<arch>`, so bakes on a fresh
-machine need no registry; the first bake builds it (about 10-20 s) and later ones reuse it.
+It lives in the local OCI layout under `base-debian-bookworm-<arch>-<recipe id>`, so bakes on
+a fresh machine need no registry; the first bake builds it (about 20-50 s) and later ones
+reuse it. The recipe id changes with the package list, so a bakery that needs more in its
+base (say libstdc++ for manylinux wheels) builds a new one rather than reuse an older one.
 """
 
 from collections.abc import Callable
 from typing import Any
 
 from bakery import config
-from bakery.base.debian import build_debian_base
+from bakery.base.debian import build_debian_base, recipe_id
 from bakery.oci.cache import BlobCache
 from bakery.oci.layout import LAYOUT_SCHEME, LayoutPublisher
 from stagekit.progress import Reporter
 
 
 def default_base_tag(platform: str) -> str:
-    return f"{config.DEFAULT_BASE_TAG}-{platform.rpartition('/')[2]}"
+    return f"{config.DEFAULT_BASE_TAG}-{platform.rpartition('/')[2]}-{recipe_id(platform=platform)}"
 
 
 def ensure_default_base(
@@ -25,7 +27,9 @@ def ensure_default_base(
     layout = LayoutPublisher(config.image_layout_dir())
     tag = default_base_tag(platform)
     if force or layout.find(tag) is None:
-        reporter.info(f"Building the default base image (Debian bookworm + python3, {platform})")
+        reporter.info(
+            f"Building the default base image (Debian bookworm, python3, system libs, {platform})"
+        )
         layout.publish(build_debian_base(blobs, platform=platform, progress=reporter.progress), tag)
     return f"{LAYOUT_SCHEME}{layout.directory}:{tag}"
 

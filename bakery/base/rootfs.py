@@ -49,10 +49,22 @@ def normalise_rootfs(
     source: Path, cache: BlobCache, progress: ProgressCallback | None = None
 ) -> RootfsLayer:
     """Rewrite the rootfs tarball `source` as a deterministic layer stored in `cache`."""
+    out = cache.temp_path()
+    try:
+        entries, diff_id = _write_layer(source, out, progress)
+        digest = cache.put_file(out)
+    finally:
+        out.unlink(missing_ok=True)  # moved into the cache, or a partial layer on any failure
+    return RootfsLayer(cache.layer(digest, OCI_LAYER_GZIP, diff_id), tuple(entries))
+
+
+def _write_layer(
+    source: Path, out: Path, progress: ProgressCallback | None
+) -> tuple[dict[str, tarfile.TarInfo], str]:
+    """Write the gzipped layer to `out`; return the entries it holds and its diff_id."""
     try:
         with tarfile.open(source) as tar:
             entries = _entries(tar)
-            out = cache.temp_path()
             tar_hash = hashlib.sha256()
             with out.open("wb") as handle:
                 chunks = _tar_chunks(tar, entries, progress)
@@ -63,9 +75,7 @@ def normalise_rootfs(
             f"cannot read the rootfs tarball {source}: {exc}; the bootstrap output is "
             "incomplete (was the disk full?), build the base again"
         ) from exc
-    digest = cache.put_file(out)
-    layer = cache.layer(digest, OCI_LAYER_GZIP, "sha256:" + tar_hash.hexdigest())
-    return RootfsLayer(layer, tuple(entries))
+    return entries, "sha256:" + tar_hash.hexdigest()
 
 
 def _entries(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
