@@ -1,6 +1,19 @@
 """Image baking: dependency specs -> per-package-layered OCI images (`bake_image`)."""
 
-from bakery.bake import BakedImage, bake_image
-from bakery.errors import ImageBakingException
+from typing import TYPE_CHECKING
+
+from stagekit.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from bakery.bake import BakedImage, bake_image
+    from bakery.errors import ImageBakingException
 
 __all__ = ["BakedImage", "ImageBakingException", "bake_image"]
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "BakedImage": "bakery.bake",
+        "bake_image": "bakery.bake",
+        "ImageBakingException": "bakery.errors",
+    },
+)

@@ -22,13 +22,12 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from bakery.errors import ImageBakingException
+from bakery.platforms import ARCHITECTURES
 from bakery.spec import Spec
 
 GLIBC_MINOR = 28
 """Target manylinux_2_28: any glibc >= 2.28 base (Debian 10+, RHEL 8+) runs the wheels."""
 
-ARCHITECTURES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
-"""OCI platform -> the machine name wheels and CPython builds use."""
 _OLDEST_GLIBC_MINOR = {"x86_64": 5, "aarch64": 17}
 _LEGACY_MANYLINUX = {(17, "x86_64"): "manylinux2014", (17, "aarch64"): "manylinux2014"}
 _LEGACY_MANYLINUX |= {(12, "x86_64"): "manylinux2010", (5, "x86_64"): "manylinux1"}

@@ -1,8 +1,16 @@
-"""The one-stop import, like the reference's `metaflow.apps`: bake, package, (deploy)."""
+"""The one-stop import, like the reference's `metaflow.apps`: bake, package, deploy."""
 
-from bakery import BakedImage, ImageBakingException, bake_image
-from deployer.app import AppDeployer, DeployedApp
-from packager import CodePackagingException, PackagedCode, package_code
+from typing import TYPE_CHECKING
+
+from stagekit.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from bakery.bake import BakedImage, bake_image
+    from bakery.errors import ImageBakingException
+    from deployer.app import AppDeployer, DeployedApp
+    from packager.errors import CodePackagingException
+    from packager.model import PackagedCode
+    from packager.package import package_code
 
 __all__ = [
     "AppDeployer",
@@ -14,3 +22,16 @@ __all__ = [
     "bake_image",
     "package_code",
 ]
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "AppDeployer": "deployer.app",
+        "DeployedApp": "deployer.app",
+        "BakedImage": "bakery.bake",
+        "bake_image": "bakery.bake",
+        "ImageBakingException": "bakery.errors",
+        "CodePackagingException": "packager.errors",
+        "PackagedCode": "packager.model",
+        "package_code": "packager.package",
+    },
+)

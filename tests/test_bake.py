@@ -211,7 +211,7 @@ def test_managed_python_unreachable_downloads_json_names_it(bake_env, monkeypatc
 def test_cli_bake_and_inspect(bake_env):
     from typer.testing import CliRunner
 
-    from bakery.cli import app
+    from frontends.cli import app
 
     runner = CliRunner()
     baked = runner.invoke(app, ["bake", "--pypi", "six>=1.16", "--json"])

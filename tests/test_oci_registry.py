@@ -143,21 +143,6 @@ def test_a_missing_tag_is_a_typed_error_naming_the_registry(registry: TestRegist
 
 
 # bcrypt of "bakery-secret" (cost 4): the registry checks it, the test needs no bcrypt library
-HTPASSWD = "baker:$2b$04$xy9izelCAYDcBr.IzOhyxeavLUk4SjxOuZsHyVl6N727eQAMCGGnq\n"
-
-
-@pytest.fixture
-def basic_auth_registry(tmp_path) -> Iterator[TestRegistry]:
-    workdir = tmp_path / "basic-auth-registry"
-    workdir.mkdir()
-    (workdir / "htpasswd").write_text(HTPASSWD)
-    auth = {"htpasswd": {"realm": "bakery-test", "path": str(workdir / "htpasswd")}}
-    registry = TestRegistry(workdir, auth=auth)
-    registry.start()
-    yield registry
-    registry.stop()
-
-
 @pytest.fixture
 def token_auth_registry(tmp_path) -> Iterator[tuple[TestRegistry, TokenService]]:
     workdir = tmp_path / "token-auth-registry"

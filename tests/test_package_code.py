@@ -365,7 +365,7 @@ def test_cli_package_and_fetch(app_tree, store, tmp_path):
 
     from typer.testing import CliRunner
 
-    from bakery.cli import app
+    from frontends.cli import app
 
     runner = CliRunner()
     packaged = runner.invoke(app, ["package", str(app_tree), "--store", store, "--json"])

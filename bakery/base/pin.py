@@ -10,10 +10,9 @@ import json
 import time
 from pathlib import Path
 
-from bakery.base.load import layout_digest
 from bakery.base.model import PythonInfo
-from bakery.base.source import BaseSource, parse_base
-from bakery.oci.registry import RegistryClient
+from bakery.base.source import parse_base
+from bakery.oci.read import open_image
 from stagekit.files import write_atomic
 
 
@@ -34,7 +33,8 @@ class BasePins:
         pinned = pins.get(key)
         if pinned and time.time() - pinned["at"] < ttl:
             return pinned["digest"]
-        digest = _resolve_tag(source, platform)
+        with open_image(reference) as image:
+            digest = image.manifest(platform).digest
         pins[key] = {"digest": digest, "at": time.time()}
         _write_json(pins_file, pins)
         return digest
@@ -52,14 +52,6 @@ class BasePins:
         return (
             self.directory / f"{digest.removeprefix('sha256:')}.{platform.replace('/', '-')}.json"
         )
-
-
-def _resolve_tag(source: BaseSource, platform: str) -> str:
-    if source.layout is not None:
-        return layout_digest(source.layout, source.tag)
-    assert source.registry is not None  # a source is a layout or a registry reference
-    with RegistryClient(source.registry) as client:
-        return client.get_manifest(source.registry.identifier, platform=platform).digest
 
 
 def _read_json(path: Path) -> dict:

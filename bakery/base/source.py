@@ -3,9 +3,9 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from bakery.oci.errors import LayoutError
 from bakery.oci.layout import LAYOUT_SCHEME
-from bakery.oci.reference import DIGEST, Reference
+from bakery.oci.read import parse_layout
+from bakery.oci.reference import Reference
 
 
 @dataclass(frozen=True)
@@ -30,21 +30,9 @@ class BaseSource:
 def parse_base(reference: str) -> BaseSource:
     """`oci-layout://DIR[:tag|@sha256:...]` or any registry reference `docker pull` takes."""
     if reference.startswith(LAYOUT_SCHEME):
-        return _parse_layout(reference.removeprefix(LAYOUT_SCHEME))
+        directory, tag, digest = parse_layout(reference)
+        return BaseSource(directory, None, tag, digest)
     parsed = Reference.parse(reference)
     return BaseSource(
         None, parsed, parsed.tag or (None if parsed.digest else "latest"), parsed.digest
     )
-
-
-def _parse_layout(location: str) -> BaseSource:
-    """`DIR`, `DIR@sha256:...` or `DIR:tag`; a directory whose name has a ':' stays whole."""
-    if "@" in location:
-        directory, digest = location.rsplit("@", 1)
-        if not DIGEST.fullmatch(digest):
-            raise LayoutError(f"invalid digest {digest!r} in {LAYOUT_SCHEME}{location}")
-        return BaseSource(Path(directory), None, None, digest)
-    directory, colon, tag = location.rpartition(":")
-    if colon and "/" not in tag and not Path(location).is_dir():
-        return BaseSource(Path(directory), None, tag, None)
-    return BaseSource(Path(location), None, None, None)

@@ -25,7 +25,8 @@ from bakery.errors import ImageBakingException
 from bakery.layers.cache import cached_layer, store_layer
 from bakery.layers.model import BuiltLayer
 from bakery.layers.tarball import Compression, LayerEntry, LayerFile, LayerSymlink
-from bakery.lock import ARCHITECTURES, uv_binary
+from bakery.lock import uv_binary
+from bakery.platforms import ARCHITECTURES
 
 PREFIX = "/opt/bakery/python"
 DEFAULT_SOURCE = "https://github.com/astral-sh/python-build-standalone/releases/download"

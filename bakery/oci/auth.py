@@ -1,7 +1,9 @@
 """Registry authentication: anonymous, Basic, and the Bearer token flow Docker Hub & co. use.
 
 Credentials come from the Docker CLI's config (`$DOCKER_CONFIG/config.json`, else
-`~/.docker/config.json`), so `docker login` is all a user ever has to do.
+`~/.docker/config.json`), looked up as the Docker CLI does: a per-registry credential helper
+(`credHelpers`), else the default credential store (`credsStore`), else the `auths` entries.
+So `docker login` is all a user ever has to do, whether it saved to a keychain or the file.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import binascii
 import json
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Generator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,6 +27,9 @@ from bakery.oci.reference import DOCKER_HUB
 Credentials = tuple[str, str]
 
 _HUB_KEYS = {"index.docker.io", "docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+_HUB_SERVER = "https://index.docker.io/v1/"
+"""The server name `docker login` gives Docker Hub, in `auths` and to credential helpers."""
+_HELPER_TIMEOUT = 30
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -38,18 +45,30 @@ def _host_of(key: str) -> str:
 
 
 def load_credentials(registry: str) -> Credentials | None:
-    """Username and password for `registry` from the Docker config `auths`, if any."""
+    """Username and password for `registry` from the Docker config, if it has any."""
     path = docker_config_path()
     try:
-        auths = json.loads(path.read_text()).get("auths", {})
+        config = json.loads(path.read_text())
+        if not isinstance(config, dict):
+            raise ValueError("not a JSON object")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, AttributeError) as exc:
+    except (OSError, ValueError) as exc:
         raise RegistryError(
             f"cannot read registry credentials from {path}: {exc}; "
             "fix or remove the file, or point DOCKER_CONFIG at another directory"
         ) from exc
     wanted = _HUB_KEYS if registry == DOCKER_HUB else {registry.lower()}
+    helpers = config.get("credHelpers") or {}
+    helper = next((name for key, name in helpers.items() if _host_of(key) in wanted), None)
+    helper = helper or config.get("credsStore")
+    if helper:
+        return _from_helper(helper, _HUB_SERVER if registry == DOCKER_HUB else registry)
+    return _from_auths(config.get("auths") or {}, wanted, path)
+
+
+def _from_auths(auths: dict, wanted: set[str], path: Path) -> Credentials | None:
+    """The `auths` entry `docker login` writes when no credential store is configured."""
     for key, entry in auths.items():
         if _host_of(key) not in wanted or not isinstance(entry, dict):
             continue
@@ -65,6 +84,48 @@ def load_credentials(registry: str) -> Credentials | None:
                 ) from exc
             return user, password
     return None
+
+
+def _from_helper(helper: str, server: str) -> Credentials | None:
+    """Ask `docker-credential-<helper> get` for `server`, as the Docker CLI does (the
+    credential-helpers protocol: server name on stdin, JSON Username/Secret on stdout)."""
+    program = f"docker-credential-{helper}"
+    if shutil.which(program) is None:
+        raise RegistryError(
+            f"{docker_config_path()} names the credential helper {helper!r}, but {program} is "
+            "not on PATH; install it, or remove the helper from the Docker config"
+        )
+    try:
+        result = subprocess.run(
+            [program, "get"],
+            input=server,
+            capture_output=True,
+            text=True,
+            timeout=_HELPER_TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RegistryError(f"the credential helper {program} failed for {server}: {exc}") from exc
+    if result.returncode != 0:
+        if "credentials not found" in (result.stdout + result.stderr).lower():
+            return None
+        output = (result.stderr or result.stdout).strip()[:200]
+        raise RegistryError(
+            f"the credential helper {program} failed for {server} (exit {result.returncode}): "
+            f"{output}; run `docker login {server}` again"
+        )
+    try:
+        answer = json.loads(result.stdout)
+        username, secret = answer["Username"], answer["Secret"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RegistryError(
+            f"the credential helper {program} answered {server} with no Username and Secret"
+        ) from exc
+    if username == "<token>":
+        raise RegistryError(
+            f"the credential helper {program} holds an identity token for {server}, which "
+            "bakery cannot use; `docker login` with a password or an access token instead"
+        )
+    return username, secret
 
 
 def _basic_header(credentials: Credentials) -> str:

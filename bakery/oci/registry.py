@@ -29,9 +29,9 @@ from bakery.oci.model import (
     sha256_digest,
 )
 from bakery.oci.reference import Reference
+from bakery.platforms import DEFAULT_PLATFORM
 
 ACCEPT_MANIFESTS = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
-DEFAULT_PLATFORM = "linux/amd64"
 INSECURE_ENV = "BAKERY_INSECURE_REGISTRIES"
 _CHUNK = 1 << 20
 _TIMEOUT = httpx.Timeout(120.0, connect=10.0)

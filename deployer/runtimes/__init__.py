@@ -2,16 +2,18 @@
 kubernetes), else docker where an engine answers, else local processes."""
 
 import os
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from deployer.exceptions import AppConfigError, BackendUnhealthyException
-from deployer.runtimes.base import Runtime
+
+if TYPE_CHECKING:  # the protocol imports the app model (pydantic): not needed to pick a name
+    from deployer.runtimes.base import Runtime
 
 RuntimeKind = Literal["docker", "process", "kubernetes"]
 RUNTIMES: tuple[str, ...] = get_args(RuntimeKind)
 
 
-def runtime_named(kind: str) -> Runtime:
+def runtime_named(kind: str) -> "Runtime":
     if kind == "docker":
         from deployer.runtimes.docker import DockerRuntime
 
@@ -27,7 +29,7 @@ def runtime_named(kind: str) -> Runtime:
     raise AppConfigError(f"runtime {kind!r} is unknown; use one of {', '.join(RUNTIMES)}")
 
 
-def default_runtime() -> Runtime:
+def default_runtime() -> "Runtime":
     configured = os.environ.get("BAKERY_RUNTIME")
     if configured:
         if configured not in RUNTIMES:

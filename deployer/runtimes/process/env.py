@@ -13,9 +13,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bakery.lock import ARCHITECTURES
+from bakery.inspect import BakedImageInfo
+from bakery.platforms import ARCHITECTURES
 from deployer.exceptions import AppConfigError
-from deployer.runtimes.process.image import BakeLayers, fetch_layers, read_bake_layers
+from deployer.runtimes.process.image import fetch_layers, read_bake_layers
 from deployer.runtimes.process.unpack import unpack
 from stagekit.dirs import cache_dir
 from stagekit.progress import Reporter
@@ -53,7 +54,7 @@ def host_env(reference: str, reporter: Reporter) -> Path:
     return target
 
 
-def host_python(image: BakeLayers) -> str:
+def host_python(image: BakedImageInfo) -> str:
     """This host's `pythonX.Y` for the image's packages, or why the host cannot run them."""
     machine = platform.machine()
     if ARCHITECTURES.get(image.platform) != machine:

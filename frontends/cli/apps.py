@@ -1,21 +1,21 @@
 """`bakery deploy` and `bakery apps ...`: deploy a spec file, then look after the apps."""
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from bakery.cli.output import byte_progress, fail, fail_on, log_line, out, print_json
-from bakery.cli.params import key_values
 from bakery.errors import ImageBakingException
-from deployer.app import AppDeployer, DeployedApp
 from deployer.exceptions import AppNotFoundException, DeployerException
 from deployer.readiness import Condition
 from deployer.runtimes import RuntimeKind, default_runtime, runtime_named
-from deployer.runtimes.base import Runtime
-from deployer.spec_deploy import deploy_spec_file
-from packager import CodePackagingException
+from frontends.cli.output import byte_progress, console, fail, fail_on, log_line, print_json
+from frontends.cli.params import key_values
+from packager.errors import CodePackagingException
+
+if TYPE_CHECKING:  # the app model and runtimes load when a command runs, not at start-up
+    from deployer.app import DeployedApp
+    from deployer.runtimes.base import Runtime
 
 apps_app = typer.Typer(
     help="Deployed apps: list, inspect, read logs, scale to zero, delete.", no_args_is_help=True
@@ -31,13 +31,15 @@ RuntimeOption = Annotated[
 NameArgument = Annotated[str, typer.Argument(help="The app's name.")]
 
 
-def _runtime(kind: str | None) -> Runtime:
+def _runtime(kind: str | None) -> "Runtime":
     with fail_on(DeployerException):
         return runtime_named(kind) if kind else default_runtime()
 
 
-def _app(name: str, kind: str | None) -> DeployedApp:
+def _app(name: str, kind: str | None) -> "DeployedApp":
     """The deployed app called `name`; an unknown name ends the command with a message."""
+    from deployer.app import AppDeployer
+
     runtime = _runtime(kind)
     try:
         return AppDeployer.get(name, runtime)
@@ -48,7 +50,7 @@ def _app(name: str, kind: str | None) -> DeployedApp:
         )
 
 
-def _summary(app: DeployedApp) -> dict[str, Any]:
+def _summary(app: "DeployedApp") -> dict[str, Any]:
     """One `apps ls` row, read from a single `info()`."""
     info = app.info()
     return {
@@ -78,6 +80,8 @@ def deploy(
     ] = False,
 ) -> None:
     """Package, bake and deploy every app of a spec file, dependencies first."""
+    from deployer.spec_deploy import deploy_spec_file
+
     chosen = _runtime(runtime)
     with (
         fail_on(DeployerException, CodePackagingException, ImageBakingException),
@@ -119,6 +123,10 @@ def list_apps(
     as_json: Annotated[bool, typer.Option("--json", help="Print the apps as JSON.")] = False,
 ) -> None:
     """List deployed apps: name, version, state, runtime, public URL and tags."""
+    from rich.table import Table
+
+    from deployer.app import AppDeployer
+
     tags = [{key: value} for key, value in key_values(tag or [], "--tag")]
     chosen = _runtime(runtime)
     with fail_on(DeployerException):
@@ -144,7 +152,7 @@ def list_apps(
             row["public_url"] or "-",
             "\n".join(f"{key}={value}" for key, value in row["tags"].items()),
         )
-    out.print(table)
+    console().print(table)
 
 
 @apps_app.command("inspect")

@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from bakery.cli.output import fail, fail_on, log_line
-from bakery.cli.params import key_values
 from deployer.exceptions import DeployerException
 from deployer.secrets import SecretStore
+from frontends.cli.output import fail, fail_on, log_line
+from frontends.cli.params import key_values
 
 secrets_app = typer.Typer(
     help="Secrets for apps on the local runtimes: named sets of environment variables.",

@@ -5,19 +5,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from packaging.requirements import InvalidRequirement, Requirement
-from rich.table import Table
 
-from bakery.bake import bake_image
-from bakery.cli.output import byte_progress, fail, log_line, out, print_json
 from bakery.errors import ImageBakingException
-from bakery.inspect import read_lock
+from frontends.cli.output import byte_progress, console, fail, log_line, print_json
 
 base_app = typer.Typer(help="Base images: build the embedded default.", no_args_is_help=True)
 
 
 def _pypi(requirements: list[str]) -> dict[str, str]:
     """`--pypi 'flask>=2'` -> {"flask": ">=2"}: the pypi= dict bake_image takes."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     packages: dict[str, str] = {}
     for text in requirements:
         try:
@@ -60,6 +58,8 @@ def bake(
     as_json: Annotated[bool, typer.Option("--json", help="Print {image, python_path}.")] = False,
 ) -> None:
     """Bake dependencies into a layered OCI image; print its reference and python path."""
+    from bakery.bake import bake_image
+
     try:
         with byte_progress(quiet=as_json) as progress:
             baked = bake_image(
@@ -92,6 +92,10 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print the lock as JSON.")] = False,
 ) -> None:
     """Show the packages locked into a baked image (read from its manifest annotations)."""
+    from rich.table import Table
+
+    from bakery.inspect import read_lock
+
     try:
         locked = read_lock(image)
     except ImageBakingException as error:
@@ -104,7 +108,7 @@ def inspect(
     )
     for package in locked.packages:
         table.add_row(package.name, package.version, package.sha256[:16])
-    out.print(table)
+    console().print(table)
 
 
 @base_app.command("build")

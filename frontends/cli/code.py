@@ -5,8 +5,8 @@ from typing import Annotated
 
 import typer
 
-from bakery.cli.output import byte_progress, fail, log_line, print_json
-from packager import CodePackagingException, fetch_code, package_code
+from frontends.cli.output import byte_progress, fail, log_line, print_json
+from packager.errors import CodePackagingException
 
 
 def package(
@@ -21,6 +21,8 @@ def package(
     as_json: Annotated[bool, typer.Option("--json", help="Print {url, key} as JSON.")] = False,
 ) -> None:
     """Package source directories into a content-addressed tarball; print its key and URL."""
+    from packager.package import package_code
+
     try:
         with byte_progress(quiet=as_json) as progress:
             packaged = package_code(
@@ -46,6 +48,8 @@ def fetch(
     ] = None,
 ) -> None:
     """Download a code package, verify its key, and extract it."""
+    from packager.fetch import fetch_code
+
     expected = key or url.rsplit("/", 1)[-1].removesuffix(".tar.gz")
     try:
         fetched = fetch_code(url, expected, dest)
