@@ -116,7 +116,8 @@ def base_build(
     platform: Annotated[str, typer.Option(help="linux/amd64 or linux/arm64.")] = "linux/amd64",
     force: Annotated[bool, typer.Option(help="Rebuild even if it exists.")] = False,
 ) -> None:
-    """Build the embedded default base (Debian bookworm + python3) with mmdebstrap."""
+    """Build the embedded default base (Debian bookworm + python3 + the system libraries
+    manylinux wheels link) with mmdebstrap."""
     from bakery.base.default import build_default_base
 
     try:
