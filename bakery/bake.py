@@ -80,6 +80,7 @@ def bake_image(
         "platform": platform,
         "cache_name": cache_name,
         "compression": options.get("compression") or "gzip",
+        "source_date_epoch": config.source_date_epoch(),
     }
     # Bad input fails here, before any base image or registry is touched.
     make_spec(**inputs, base_image_digest=_UNPINNED, python=python or DEFAULT_PYTHON)
@@ -151,7 +152,13 @@ def _bake(
     locked = lock(spec)
     layers = _build_layers(spec, locked, base, cache, reporter, on_built)
     image = assemble(
-        base, layers, prefix=config.ENV_PREFIX, spec_id=spec.spec_id, lock=locked, blobs=blobs
+        base,
+        layers,
+        prefix=config.ENV_PREFIX,
+        spec_id=spec.spec_id,
+        lock=locked,
+        blobs=blobs,
+        source_date_epoch=spec.source_date_epoch,
     )
     reference = _publish(publisher, image, tag, base, mount_repository, blobs, uploads, reporter)
     reporter.info(f"Baked {reference}")
