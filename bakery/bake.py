@@ -20,6 +20,7 @@ from bakery.base.source import BaseSource, parse_base
 from bakery.errors import ImageBakingException
 from bakery.image import assemble
 from bakery.layers.budget import LAYER_BUDGET, fit_budget
+from bakery.layers.bytecode import Compiler, NoCompiler, find_compiler
 from bakery.layers.cpython import build_cpython_layer
 from bakery.layers.env import build_env_layer
 from bakery.layers.model import BuiltLayer
@@ -218,11 +219,13 @@ def _build_layers(
 
     room = LAYER_BUDGET - len(base.layers) - len(interpreter_layers) - 1
     total = sum(package.size or 0 for package in locked.packages)
+    compiler = _bytecode_compiler(spec.python, cache, reporter)
     reporter.info(f"Downloading {len(locked.packages)} wheel(s)")
     built = build_package_layers(
         locked.packages,
         cache,
         python=spec.python,
+        compiler=compiler,
         prefix=config.ENV_PREFIX,
         compression=spec.compression,
         # Over the budget, some layers get merged: pushing them early would be wasted.
@@ -241,6 +244,20 @@ def _build_layers(
     )
     env = build_env_layer(cache, config.ENV_PREFIX, python, spec.compression)
     return [*interpreter_layers, *packages, env]
+
+
+def _bytecode_compiler(python: str, cache: Path, reporter: Reporter) -> Compiler | None:
+    """The host CPython that compiles the layers' bytecode, or None (logged) when there is
+    none: the image then works, but compiles its imports at every container start."""
+    try:
+        return find_compiler(python, cache)
+    except NoCompiler as exc:
+        reporter.warn(
+            f"Package layers will have no bytecode (.pyc): {exc}. Containers will compile "
+            f"imports at start. Install CPython {python} on this host (uv python install "
+            f"{python}) and bake with force=True to add it."
+        )
+        return None
 
 
 class _UploadMeter:
