@@ -401,3 +401,26 @@ def test_only_valid_python_in_site_packages_gets_bytecode(
     )
     pycs = sorted(name for name in members(layer) if name.endswith(".pyc"))
     assert pycs == [f"{SITE}/evil/__pycache__/__init__.cpython-311.pyc"]
+
+
+def test_a_package_compiled_in_several_processes_gives_the_same_layer_twice(
+    compiler: Compiler, tmp_path: Path
+) -> None:
+    modules = {
+        f"evil/m{i:03}.py": f"VALUE = {{'n': {i}, 's': {{'a', 'b'}}}}\n".encode()
+        for i in range(450)
+    }
+    wheel = make_wheel(tmp_path / "evil.whl", {"evil/__init__.py": b"", **modules})
+    built = [
+        build_wheel_layer(
+            wheel,
+            filename="evil-1.0-py3-none-any.whl",
+            sha256="6" * 64,
+            python="3.11",
+            cache=tmp_path / run,
+            compiler=compiler,
+        )
+        for run in ("one", "two")
+    ]
+    assert built[0].path.read_bytes() == built[1].path.read_bytes()
+    assert sum(name.endswith(".pyc") for name in members(built[0])) == 451

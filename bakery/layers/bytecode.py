@@ -6,7 +6,7 @@ no source mtime, and the interpreter loads them without reading the source, so t
 depend only on the source, its in-image path (`co_filename`) and the compiler. Bytecode is
 specific to a CPython minor version, so it is made by a host CPython of the image's minor
 version (`find_compiler`), in a subprocess with a fixed hash seed (CPython 3.10 and older
-marshal sets in hash order), one per layer, so builders compile in parallel.
+marshal sets in hash order).
 """
 
 import json
@@ -16,7 +16,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+from collections import defaultdict
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib.util import MAGIC_NUMBER
@@ -47,6 +50,10 @@ for path in sys.stdin.buffer.read().decode("utf-8").split("\\0"):
         pass  # not Python 3 (a template, a Python 2 file): pip leaves it uncompiled too
 """
 _TIMEOUT = 600.0
+_CHUNK = 200
+"""Modules per compiler process: a large package (pandas: 1400 modules, ~5 s of CPU) compiles
+on every core. The split depends only on the sorted module list, so the bytes do not depend
+on the machine's core count."""
 
 
 @dataclass(frozen=True)
@@ -72,21 +79,31 @@ class NoCompiler(Exception):
     """No host CPython of the image's minor version could be found or installed."""
 
 
-_found: dict[tuple[str, Path], Compiler | str] = {}
-_finding = threading.Lock()
+_RETRY_AFTER = 600.0
+"""Seconds a failed search stands: a host that cannot download builds pays the attempt once
+per this long, not on every bake."""
+_found: dict[tuple[str, Path], tuple[Compiler | str, float]] = {}
+_finding: dict[tuple[str, Path], threading.Lock] = defaultdict(threading.Lock)
+_finding_lock = threading.Lock()
 
 
 def find_compiler(python: str, cache: Path) -> Compiler:
     """A host CPython `python` (e.g. "3.11") to compile with: this process's interpreter, else
     one uv finds (on PATH, or installed by uv, including the bakery's own managed builds),
     else a build uv installs into the cache from the managed-CPython source. Raises
-    `NoCompiler` saying why not; a failure is remembered for the life of the process, so a
-    host that cannot download builds pays the attempt once."""
-    installs = python_install_dir(cache, python_source())
-    with _finding:
-        found = _found.get((python, installs))
-        if found is None or (isinstance(found, Compiler) and not Path(found.executable).exists()):
-            found = _found[(python, installs)] = _find(python, cache, installs)
+    `NoCompiler` saying why not (remembered for `_RETRY_AFTER` seconds)."""
+    key = (python, python_install_dir(cache, python_source()))
+    with _finding_lock:
+        finding = _finding[key]
+    with finding:  # one search per version and source at a time; others need not wait
+        found, at = _found.get(key, (None, 0.0))
+        if (
+            found is None
+            or (isinstance(found, Compiler) and not Path(found.executable).exists())
+            or (isinstance(found, str) and time.monotonic() - at > _RETRY_AFTER)
+        ):
+            found = _find(python, cache, key[1])
+            _found[key] = (found, time.monotonic())
     if isinstance(found, str):
         raise NoCompiler(found)
     return found
@@ -97,13 +114,7 @@ def _find(python: str, cache: Path, installs: Path) -> Compiler | str:
         tag = sys.implementation.cache_tag
         if tag == _cache_tag(python):
             return Compiler(sys.executable, platform.python_version(), tag, MAGIC_NUMBER.hex())
-    found = subprocess.run(
-        [uv_binary(), "python", "find", "--no-config", "--no-project", f"cpython@{python}"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "UV_PYTHON_INSTALL_DIR": str(installs)},
-    )
-    if found.returncode == 0 and (compiler := _probe(found.stdout.strip(), python)) is not None:
+    if (compiler := _uv_find(python, installs)) is not None:
         return compiler
     host = _host_platform()
     if host is None:
@@ -114,6 +125,24 @@ def _find(python: str, cache: Path, installs: Path) -> Compiler | str:
         return f"no CPython {python} on this host, and installing one failed: {exc.message}"
     compiler = _probe(str(install / "bin" / f"python{python}"), python)
     return compiler or f"the CPython {python} installed in {install} does not run on this host"
+
+
+def _uv_find(python: str, installs: Path) -> Compiler | None:
+    """The CPython `python` uv finds: managed ones (the bakery's in `installs` too) or on
+    PATH. A broken interpreter on PATH (e.g. a pyenv shim of an inactive version) makes uv
+    fail: then nothing is found here."""
+    command = [uv_binary(), "python", "find", "--no-config", "--no-project", f"cpython@{python}"]
+    try:
+        found = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "UV_PYTHON_INSTALL_DIR": str(installs)},
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return _probe(found.stdout.strip(), python) if found.returncode == 0 else None
 
 
 def _cache_tag(python: str) -> str:
@@ -160,8 +189,9 @@ def compiled(
         tree = Path(scratch) / "tree"
         for path in sources:
             _write(files[path], tree / path)
-        if sources:
-            _run(compiler, tree, sources, what)
+        chunks = [sources[i : i + _CHUNK] for i in range(0, len(sources), _CHUNK)]
+        with ThreadPoolExecutor(min(len(chunks), os.cpu_count() or 1) or 1) as workers:
+            list(workers.map(lambda chunk: _run(compiler, tree, chunk, what), chunks))
         pycs: dict[str, LayerEntry] = {}
         for path in sources:
             directory, _, name = path.rpartition("/")
