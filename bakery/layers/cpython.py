@@ -1,9 +1,10 @@
 """A managed CPython as one layer, for when the base image's Python is not the one asked for.
 
 uv downloads a relocatable python-build-standalone build for the *target* platform and its
-files become a layer at /opt/bakery/python. Nothing from it runs on the build machine. The
-builds come from one source, chosen by the environment, and are kept in the cache
-(`python_install_dir`):
+files become a layer at /opt/bakery/python. Nothing of a target build runs on the build
+machine, except that a build for the host's own platform also compiles the layers' bytecode
+(`bakery.layers.bytecode`). The builds come from one source, chosen by the environment, and
+are kept in the cache (`python_install_dir`):
 
 - `BAKERY_PYTHON_DOWNLOADS`: URL or path of a uv downloads JSON (uv's download-metadata.json
   format, passed as `--python-downloads-json-url`), for organisations that host their own
