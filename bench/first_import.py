@@ -183,7 +183,8 @@ def main() -> None:
         "`bakery, no .pyc` is the same bake with bytecode compilation turned off, as when the "
         "host has no CPython of the image's minor version. Ratios > 1 mean bakery imports "
         f"faster. Cold bake of pandas with .pyc {bake_seconds:.1f} s, without "
-        f"{bake_seconds_off:.1f} s (the difference is compiling). Base image "
+        f"{bake_seconds_off:.1f} s (the difference is compiling; load average "
+        f"{os.getloadavg()[0]:.1f} at the end: the cores are shared). Base image "
         f"{base_size / 1e6:.0f} MB. Reproduce: `uv run python -m bench.first_import`.\n\n"
         + table(headers, rows),
     )
