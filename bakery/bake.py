@@ -20,6 +20,7 @@ from bakery.base.source import BaseSource, parse_base
 from bakery.errors import ImageBakingException
 from bakery.image import assemble
 from bakery.layers.budget import LAYER_BUDGET, fit_budget
+from bakery.layers.bytecode import Compiler, NoCompiler, find_compiler
 from bakery.layers.cpython import build_cpython_layer
 from bakery.layers.env import build_env_layer
 from bakery.layers.model import BuiltLayer
@@ -80,6 +81,7 @@ def bake_image(
         "platform": platform,
         "cache_name": cache_name,
         "compression": options.get("compression") or "gzip",
+        "source_date_epoch": config.source_date_epoch(),
     }
     # Bad input fails here, before any base image or registry is touched.
     make_spec(**inputs, base_image_digest=_UNPINNED, python=python or DEFAULT_PYTHON)
@@ -151,7 +153,13 @@ def _bake(
     locked = lock(spec)
     layers = _build_layers(spec, locked, base, cache, reporter, on_built)
     image = assemble(
-        base, layers, prefix=config.ENV_PREFIX, spec_id=spec.spec_id, lock=locked, blobs=blobs
+        base,
+        layers,
+        prefix=config.ENV_PREFIX,
+        spec_id=spec.spec_id,
+        lock=locked,
+        blobs=blobs,
+        source_date_epoch=spec.source_date_epoch,
     )
     reference = _publish(publisher, image, tag, base, mount_repository, blobs, uploads, reporter)
     reporter.info(f"Baked {reference}")
@@ -211,11 +219,13 @@ def _build_layers(
 
     room = LAYER_BUDGET - len(base.layers) - len(interpreter_layers) - 1
     total = sum(package.size or 0 for package in locked.packages)
+    compiler = _bytecode_compiler(spec.python, cache, reporter)
     reporter.info(f"Downloading {len(locked.packages)} wheel(s)")
     built = build_package_layers(
         locked.packages,
         cache,
         python=spec.python,
+        compiler=compiler,
         prefix=config.ENV_PREFIX,
         compression=spec.compression,
         # Over the budget, some layers get merged: pushing them early would be wasted.
@@ -234,6 +244,20 @@ def _build_layers(
     )
     env = build_env_layer(cache, config.ENV_PREFIX, python, spec.compression)
     return [*interpreter_layers, *packages, env]
+
+
+def _bytecode_compiler(python: str, cache: Path, reporter: Reporter) -> Compiler | None:
+    """The host CPython that compiles the layers' bytecode, or None (logged) when there is
+    none: the image then works, but compiles its imports at every container start."""
+    try:
+        return find_compiler(python, cache)
+    except NoCompiler as exc:
+        reporter.warn(
+            f"Package layers will have no bytecode (.pyc): {exc}. Containers will compile "
+            f"imports at start. Install CPython {python} on this host (uv python install "
+            f"{python}) and bake with force=True to add it."
+        )
+        return None
 
 
 class _UploadMeter:

@@ -42,6 +42,23 @@ def base_tag_ttl() -> float:
         raise ImageBakingException(f"BAKERY_BASE_TTL={raw!r} is not a number of seconds") from None
 
 
+SOURCE_DATE_EPOCH_LIMIT = 253402300800
+"""10000-01-01: RFC 3339 timestamps have four-digit years."""
+
+
+def source_date_epoch() -> int:
+    """`SOURCE_DATE_EPOCH` (reproducible-builds.org): the images' creation time, in seconds
+    since 1970; unset means 0, so the same inputs give the same digest on any day."""
+    raw = (os.environ.get("SOURCE_DATE_EPOCH") or "0").strip()
+    if not (raw.isascii() and raw.isdigit()) or int(raw) >= SOURCE_DATE_EPOCH_LIMIT:
+        raise ImageBakingException(
+            f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds since 1970-01-01 UTC; "
+            "set it to a whole number such as the last commit's time "
+            "(git log -1 --format=%ct) or unset it"
+        )
+    return int(raw)
+
+
 def platform() -> str:
     """Target platform when none is given: `BAKERY_PLATFORM`, default linux/amd64."""
     return os.environ.get("BAKERY_PLATFORM") or "linux/amd64"

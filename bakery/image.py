@@ -2,11 +2,14 @@
 
 The base image's config is kept (user, workdir, entrypoint...); the bakery adds the
 environment to PATH, sets VIRTUAL_ENV, labels the spec id and lock digest, and appends its
-layers. No timestamps are added, so the same layers on the same base give the same digest.
+layers. Its only timestamp is `created` (and its history entries'), taken from
+SOURCE_DATE_EPOCH as reproducible builders do, so the same layers on the same base at the same
+epoch give the same digest.
 """
 
 import copy
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from bakery.base.model import BaseImage
@@ -14,6 +17,7 @@ from bakery.layers.model import BuiltLayer
 from bakery.lock import Lock
 from bakery.oci.cache import BlobCache
 from bakery.oci.model import OCI_CONFIG, Image, canonical_json
+from bakery.oci.reference import DOCKER_HUB
 
 SPEC_ID_LABEL = "org.bakery.spec-id"
 LOCK_DIGEST_LABEL = "org.bakery.lock-digest"
@@ -34,14 +38,32 @@ def _with_env(env: list[str], prefix: str) -> list[str]:
     return [f"{name}={value}" for name, value in values.items()]
 
 
-def _history(base_config: dict[str, Any], layers: Sequence[BuiltLayer]) -> list[dict[str, Any]]:
+def rfc3339(epoch: int) -> str:
+    """`epoch` seconds as the UTC RFC 3339 time OCI configs use, e.g. 1970-01-01T00:00:00Z."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def base_name(base: BaseImage) -> str | None:
+    """The base as a distribution reference (`registry/repository@digest`, Docker Hub as
+    `docker.io`), or None for a base read from a layout directory: its reference is a path
+    on the machine that baked, meaningless to anyone pulling the image."""
+    if base.repository is None:
+        return None
+    registry = "docker.io" if base.repository.registry == DOCKER_HUB else base.repository.registry
+    return f"{registry}/{base.repository.repository}@{base.digest}"
+
+
+def _history(
+    base_config: dict[str, Any], layers: Sequence[BuiltLayer], created: str
+) -> list[dict[str, Any]]:
     """Base history plus one entry per layer, kept only while it matches the layer count
     (engines compare non-empty history entries with rootfs.diff_ids)."""
     history = base_config.get("history", [])
     base_layers = len(base_config.get("rootfs", {}).get("diff_ids", []))
     if sum(not entry.get("empty_layer") for entry in history) != base_layers:
         return []
-    return [*history, *({"created_by": f"bakery: {layer.source}"} for layer in layers)]
+    ours = ({"created": created, "created_by": f"bakery: {layer.source}"} for layer in layers)
+    return [*history, *ours]
 
 
 def assemble(
@@ -52,9 +74,13 @@ def assemble(
     spec_id: str,
     lock: Lock,
     blobs: BlobCache,
+    source_date_epoch: int,
 ) -> Image:
-    """The baked image: `layers` (packages, then environment) on top of `base`."""
+    """The baked image: `layers` (packages, then environment) on top of `base`, created at
+    `source_date_epoch`."""
+    created = rfc3339(source_date_epoch)
     config = copy.deepcopy(base.config)
+    config["created"] = created
     runtime = config.setdefault("config", {})
     runtime["Env"] = _with_env(runtime.get("Env") or [], prefix)
     runtime["Labels"] = {
@@ -69,20 +95,22 @@ def assemble(
             *(layer.diff_id for layer in layers),
         ],
     }
-    history = _history(base.config, layers)
+    history = _history(base.config, layers, created)
     if history:
         config["history"] = history
     else:
         config.pop("history", None)
     config_blob = blobs.blob(blobs.put_bytes(canonical_json(config)), OCI_CONFIG)
+    annotations = {
+        SPEC_ID_LABEL: spec_id,
+        LOCK_ANNOTATION: lock.to_json(),
+        BASE_DIGEST_ANNOTATION: base.digest,
+        BASE_LAYERS_ANNOTATION: str(len(base.layers)),
+    }
+    if (name := base_name(base)) is not None:
+        annotations[BASE_NAME_ANNOTATION] = name
     return Image(
         config=config_blob,
         layers=(*base.layers, *(layer.oci_layer() for layer in layers)),
-        annotations={
-            SPEC_ID_LABEL: spec_id,
-            LOCK_ANNOTATION: lock.to_json(),
-            BASE_DIGEST_ANNOTATION: base.digest,
-            BASE_NAME_ANNOTATION: base.reference,
-            BASE_LAYERS_ANNOTATION: str(len(base.layers)),
-        },
+        annotations=annotations,
     )

@@ -22,7 +22,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bakery.errors import ImageBakingException
 
@@ -60,6 +60,8 @@ class Spec(BaseModel):
     builder_version: str = BUILDER_VERSION
     cache_name: str | None = None
     compression: Literal["gzip", "zstd"] = "gzip"
+    source_date_epoch: int = Field(default=0, ge=0)
+    """The image config's `created` time: it changes the image's bytes, so the id too."""
 
     @field_validator("requirements")
     @classmethod
@@ -142,6 +144,7 @@ def make_spec(
     builder_version: str = BUILDER_VERSION,
     cache_name: str | None = None,
     compression: str = "gzip",
+    source_date_epoch: int = 0,
 ) -> Spec:
     """Validate exactly one dependency source plus the target, and return its `Spec`."""
     given = [
@@ -177,6 +180,7 @@ def make_spec(
             builder_version=builder_version,
             cache_name=cache_name,
             compression=compression,
+            source_date_epoch=source_date_epoch,
         )
     except ValidationError as exc:
         problems = "; ".join(

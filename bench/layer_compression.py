@@ -19,6 +19,7 @@ from zlib_ng import zlib_ng
 
 from bakery.artifacts import fetch_artifacts
 from bakery.layers import build_wheel_layer
+from bakery.layers.bytecode import find_compiler
 from bakery.lock import lock
 from bakery.spec import make_spec
 from bench.results import table, update_section
@@ -40,9 +41,15 @@ def layer_tars(directory: Path) -> bytes:
     locked = lock(spec)
     wheels = fetch_artifacts(locked.packages, directory)
     tars = []
+    compiler = find_compiler("3.11", directory)
     for package, wheel in zip(locked.packages, wheels, strict=True):
         layer = build_wheel_layer(
-            wheel, filename=package.filename, sha256=package.sha256, python="3.11", cache=directory
+            wheel,
+            filename=package.filename,
+            sha256=package.sha256,
+            python="3.11",
+            cache=directory,
+            compiler=compiler,
         )
         tars.append(gzip.decompress(layer.path.read_bytes()))
     return b"".join(tars)

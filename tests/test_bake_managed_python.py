@@ -83,6 +83,15 @@ def test_managed_cpython_runs_in_docker_and_bakes_reproducibly(
     assert facts["escaped"] == "&lt;b&gt;"
     assert facts["six"].startswith(f"/opt/bakery/env/lib/python{mirror.version}/site-packages/")
 
+    # Its bytecode is for the managed minor: compiled on the host by the build it downloaded
+    # (no second download), loaded by the image's interpreter without writing anything.
+    traced = docker_engine.run(
+        "run", "--rm", "--read-only", baked.image, baked.python_path, "-v", "-c", "import six"
+    )
+    site = facts["six"].rpartition("/")[0]
+    pyc = f"{site}/__pycache__/six.cpython-{minor}.pyc"
+    assert f"# code object from '{pyc}'" in traced.stderr.decode()
+
     # The lock chose wheels for the managed Python, not the base's.
     lock = read_lock(baked.image)
     assert lock.python == mirror.version

@@ -195,6 +195,7 @@ def test_same_requirements_from_any_source_give_the_same_id(tmp_path: Path) -> N
         {"builder_version": "999"},
         {"cache_name": "team-a"},
         {"compression": "zstd"},
+        {"source_date_epoch": 1700000000},
     ],
 )
 def test_spec_id_depends_on_every_field(change: dict) -> None:

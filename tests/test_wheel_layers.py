@@ -2,8 +2,12 @@
 
 import gzip
 import hashlib
+import importlib.util
+import marshal
 import tarfile
+import types
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ from bakery.artifacts import artifact_path, fetch_artifacts
 from bakery.errors import ImageBakingException
 from bakery.layers import BuiltLayer, build_wheel_layer
 from bakery.layers.budget import fit_budget
+from bakery.layers.bytecode import Compiler, find_compiler
 from bakery.layers.packages import build_package_layers
 from bakery.lock import Lock, LockedPackage, lock
 from bakery.spec import make_spec
@@ -33,14 +38,32 @@ def wheels(flask_lock: Lock, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     return {p.name: path for p, path in zip(flask_lock.packages, paths, strict=True)}
 
 
+@pytest.fixture(scope="module")
+def compiler(tmp_path_factory: pytest.TempPathFactory) -> Compiler:
+    """A host CPython 3.11 (the image's Python in these tests) writing the layers' bytecode."""
+    return find_compiler("3.11", tmp_path_factory.mktemp("compiler-cache"))
+
+
 def package(flask_lock: Lock, name: str) -> LockedPackage:
     return next(p for p in flask_lock.packages if p.name == name)
 
 
-def build(flask_lock: Lock, wheels: dict[str, Path], name: str, cache: Path) -> BuiltLayer:
+def build(
+    flask_lock: Lock,
+    wheels: dict[str, Path],
+    name: str,
+    cache: Path,
+    compiler: Compiler | None = None,
+) -> BuiltLayer:
+    """The layer of package `name`, without bytecode unless a `compiler` is given."""
     locked = package(flask_lock, name)
     return build_wheel_layer(
-        wheels[name], filename=locked.filename, sha256=locked.sha256, python="3.11", cache=cache
+        wheels[name],
+        filename=locked.filename,
+        sha256=locked.sha256,
+        python="3.11",
+        cache=cache,
+        compiler=compiler,
     )
 
 
@@ -73,13 +96,14 @@ def test_fetch_puts_verified_artifacts_at_their_digest(flask_lock: Lock, tmp_pat
 
 
 def test_package_layers_overlap_downloads_and_come_back_in_lock_order(
-    flask_lock: Lock, tmp_path: Path
+    flask_lock: Lock, compiler: Compiler, tmp_path: Path
 ) -> None:
     def build_all(seen: list[BuiltLayer], ticks: list[tuple[int, int]]) -> list[BuiltLayer]:
         return build_package_layers(
             flask_lock.packages,
             tmp_path,
             python="3.11",
+            compiler=compiler,
             prefix="/opt/bakery/env",
             compression="gzip",
             on_built=seen.append,
@@ -142,9 +166,9 @@ def test_flask_layer_has_a_console_script_for_the_image_python(
 
 
 def test_layer_entries_are_normalized(
-    flask_lock: Lock, wheels: dict[str, Path], tmp_path: Path
+    flask_lock: Lock, wheels: dict[str, Path], compiler: Compiler, tmp_path: Path
 ) -> None:
-    layer = build(flask_lock, wheels, "markupsafe", tmp_path)
+    layer = build(flask_lock, wheels, "markupsafe", tmp_path, compiler)
     entries = members(layer)
     names = list(entries)
     assert names == sorted(names)
@@ -165,6 +189,7 @@ def test_layer_entries_are_normalized(
         else:
             assert member.isfile() and member.mode in (0o644, 0o755)
     assert any(name.endswith(".so") for name in names)  # the platform wheel's extension
+    assert any(name.endswith(".cpython-311.pyc") for name in names)
 
 
 def test_layer_digests_describe_the_blob(
@@ -182,11 +207,11 @@ def test_layer_digests_describe_the_blob(
 
 
 def test_same_wheel_gives_byte_identical_layers_in_empty_caches(
-    flask_lock: Lock, wheels: dict[str, Path], tmp_path: Path
+    flask_lock: Lock, wheels: dict[str, Path], compiler: Compiler, tmp_path: Path
 ) -> None:
     for name in ("flask", "markupsafe"):
-        first = build(flask_lock, wheels, name, tmp_path / "one")
-        second = build(flask_lock, wheels, name, tmp_path / "two")
+        first = build(flask_lock, wheels, name, tmp_path / "one", compiler)
+        second = build(flask_lock, wheels, name, tmp_path / "two", compiler)
         assert not first.reused and not second.reused
         assert (first.digest, first.diff_id, first.key) == (
             second.digest,
@@ -197,26 +222,33 @@ def test_same_wheel_gives_byte_identical_layers_in_empty_caches(
 
 
 def test_cached_layer_is_reused_without_rebuilding(
-    flask_lock: Lock, wheels: dict[str, Path], tmp_path: Path
+    flask_lock: Lock, wheels: dict[str, Path], compiler: Compiler, tmp_path: Path
 ) -> None:
-    built = build(flask_lock, wheels, "werkzeug", tmp_path)
+    built = build(flask_lock, wheels, "werkzeug", tmp_path, compiler)
     stamp = built.path.stat().st_mtime_ns
-    again = build(flask_lock, wheels, "werkzeug", tmp_path)
+    again = build(flask_lock, wheels, "werkzeug", tmp_path, compiler)
     assert (built.reused, again.reused) == (False, True)
     assert again == BuiltLayer(**{**built.__dict__, "reused": True})
     assert again.path.stat().st_mtime_ns == stamp
     assert [p.name for p in (tmp_path / "layers" / "gzip").iterdir()] == [built.key]
 
 
-def test_layer_key_depends_on_prefix_and_python(
-    flask_lock: Lock, wheels: dict[str, Path], tmp_path: Path
+def test_layer_key_depends_on_prefix_python_and_bytecode(
+    flask_lock: Lock, wheels: dict[str, Path], compiler: Compiler, tmp_path: Path
 ) -> None:
     locked = package(flask_lock, "blinker")
     common = {"filename": locked.filename, "sha256": locked.sha256, "cache": tmp_path}
-    default = build_wheel_layer(wheels["blinker"], python="3.11", **common)
-    other_python = build_wheel_layer(wheels["blinker"], python="3.12", **common)
-    other_prefix = build_wheel_layer(wheels["blinker"], python="3.11", prefix="/venv", **common)
-    assert len({default.key, other_python.key, other_prefix.key}) == 3
+    default = build_wheel_layer(wheels["blinker"], python="3.11", compiler=compiler, **common)
+    other_python = build_wheel_layer(wheels["blinker"], python="3.12", compiler=None, **common)
+    other_prefix = build_wheel_layer(
+        wheels["blinker"], python="3.11", prefix="/venv", compiler=compiler, **common
+    )
+    # A layer built without bytecode (as every layer of format 1 was) is not reused for one
+    # that should have it.
+    no_bytecode = build_wheel_layer(wheels["blinker"], python="3.11", compiler=None, **common)
+    assert len({default.key, other_python.key, other_prefix.key, no_bytecode.key}) == 4
+    assert not no_bytecode.reused
+    assert not any(name.endswith(".pyc") for name in members(no_bytecode))
     assert "opt/bakery/env/lib/python3.12/site-packages/blinker/__init__.py" in members(
         other_python
     )
@@ -233,6 +265,7 @@ def test_corrupt_wheel_is_refused_and_not_cached(tmp_path: Path) -> None:
             sha256="2" * 64,
             python="3.11",
             cache=tmp_path / "cache",
+            compiler=None,
         )
     assert not (tmp_path / "cache" / "layers").exists()
 
@@ -267,6 +300,7 @@ def test_wheel_cannot_write_outside_its_prefix(name: str, message: str, tmp_path
             sha256="3" * 64,
             python="3.11",
             cache=tmp_path / "cache",
+            compiler=None,
         )
 
 
@@ -281,7 +315,12 @@ def test_wheel_data_and_scripts_schemes_map_into_the_prefix(tmp_path: Path) -> N
         },
     )
     layer = build_wheel_layer(
-        wheel, filename="evil-1.0-py3-none-any.whl", sha256="4" * 64, python="3.11", cache=tmp_path
+        wheel,
+        filename="evil-1.0-py3-none-any.whl",
+        sha256="4" * 64,
+        python="3.11",
+        cache=tmp_path,
+        compiler=None,
     )
     entries = members(layer)
     assert read(layer, "opt/bakery/env/bin/tool") == b"#!/opt/bakery/env/bin/python\nprint('hi')\n"
@@ -311,3 +350,77 @@ def test_layer_budget_merges_the_smallest_layers(
     assert again[-1].reused and again[-1].digest == fitted[-1].digest
     unchanged, none_merged = fit_budget(layers, len(layers), tmp_path)
     assert unchanged == layers and none_merged == []
+
+
+def code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
+    yield code
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            yield from code_objects(constant)
+
+
+def test_every_module_ships_an_unchecked_hash_pyc_naming_its_in_image_path(
+    flask_lock: Lock, wheels: dict[str, Path], compiler: Compiler, tmp_path: Path
+) -> None:
+    layer = build(flask_lock, wheels, "click", tmp_path, compiler)
+    entries = members(layer)
+    sources = [name for name in entries if name.startswith(SITE) and name.endswith(".py")]
+    assert len(sources) > 10
+    for source in sources:
+        directory, _, name = source.rpartition("/")
+        pyc = read(layer, f"{directory}/__pycache__/{name.removesuffix('.py')}.cpython-311.pyc")
+        assert pyc[:4] == importlib.util.MAGIC_NUMBER  # the test venv's Python is 3.11
+        assert int.from_bytes(pyc[4:8], "little") == 0b01  # PEP 552: hash-based, unchecked
+        assert pyc[8:16] == importlib.util.source_hash(read(layer, source))
+        assert b"bakery-bytecode-" not in pyc  # no trace of the host's scratch directory
+        filenames = {code.co_filename for code in code_objects(marshal.loads(pyc[16:]))}
+        assert filenames == {f"/{source}"}
+    assert len([name for name in entries if name.endswith(".pyc")]) == len(sources)
+
+
+def test_only_valid_python_in_site_packages_gets_bytecode(
+    compiler: Compiler, tmp_path: Path
+) -> None:
+    wheel = make_wheel(
+        tmp_path / "evil.whl",
+        {
+            "evil/__init__.py": b"VALUE = 1\n",
+            "evil/template.py": b"{% if user %}hello{% endif %}\n",  # not Python: left as is
+            "evil/legacy.py": b"print 'python 2'\n",
+            "evil-1.0.data/scripts/tool.py": b"#!python\nprint('hi')\n",
+            "evil-1.0.data/data/share/evil/hook.py": b"print('hi')\n",
+        },
+    )
+    layer = build_wheel_layer(
+        wheel,
+        filename="evil-1.0-py3-none-any.whl",
+        sha256="5" * 64,
+        python="3.11",
+        cache=tmp_path,
+        compiler=compiler,
+    )
+    pycs = sorted(name for name in members(layer) if name.endswith(".pyc"))
+    assert pycs == [f"{SITE}/evil/__pycache__/__init__.cpython-311.pyc"]
+
+
+def test_a_package_compiled_in_several_processes_gives_the_same_layer_twice(
+    compiler: Compiler, tmp_path: Path
+) -> None:
+    modules = {
+        f"evil/m{i:03}.py": f"VALUE = {{'n': {i}, 's': {{'a', 'b'}}}}\n".encode()
+        for i in range(450)
+    }
+    wheel = make_wheel(tmp_path / "evil.whl", {"evil/__init__.py": b"", **modules})
+    built = [
+        build_wheel_layer(
+            wheel,
+            filename="evil-1.0-py3-none-any.whl",
+            sha256="6" * 64,
+            python="3.11",
+            cache=tmp_path / run,
+            compiler=compiler,
+        )
+        for run in ("one", "two")
+    ]
+    assert built[0].path.read_bytes() == built[1].path.read_bytes()
+    assert sum(name.endswith(".pyc") for name in members(built[0])) == 451

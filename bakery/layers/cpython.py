@@ -1,8 +1,10 @@
 """A managed CPython as one layer, for when the base image's Python is not the one asked for.
 
 uv downloads a relocatable python-build-standalone build for the *target* platform and its
-files become a layer at /opt/bakery/python. Nothing from it runs on the build machine. The
-builds come from one source, chosen by the environment:
+files become a layer at /opt/bakery/python. Nothing of a target build runs on the build
+machine, except that a build for the host's own platform also compiles the layers' bytecode
+(`bakery.layers.bytecode`). The builds come from one source, chosen by the environment, and
+are kept in the cache (`python_install_dir`):
 
 - `BAKERY_PYTHON_DOWNLOADS`: URL or path of a uv downloads JSON (uv's download-metadata.json
   format, passed as `--python-downloads-json-url`), for organisations that host their own
@@ -11,10 +13,9 @@ builds come from one source, chosen by the environment:
 - else uv's default, the GitHub releases of python-build-standalone.
 """
 
+import io
 import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -83,9 +84,21 @@ def _uv_error(stderr: str) -> str:
     return reason or (lines[-1] if lines else "uv gave no reason")
 
 
-def _download(version: str, platform: str, source: PythonSource, into: Path) -> Path:
-    """Install the build into `into`; returns its directory (uv names it after the full
-    version, e.g. cpython-3.12.1-linux-x86_64-gnu)."""
+def python_install_dir(cache: Path, source: PythonSource) -> Path:
+    """Where uv keeps the builds from `source`: one directory per source, so a build from
+    one is never taken for a build from another."""
+    name = blake3.blake3(f"{source.kind} {source.location}".encode()).hexdigest()[:16]
+    return cache / "python" / name
+
+
+def install_cpython(version: str, platform: str, source: PythonSource, cache: Path) -> Path:
+    """The build of `version` for `platform` from `source`, installed by uv under
+    `python_install_dir` (downloaded only the first time); returns its directory.
+
+    Builds are kept: one for the host's platform is also what compiles the image's bytecode
+    (`bakery.layers.bytecode`)."""
+    into = python_install_dir(cache, source)
+    into.mkdir(parents=True, exist_ok=True)
     request = f"cpython-{version}-linux-{ARCHITECTURES[platform]}-gnu"
     command = [uv_binary(), "python", "install", "--no-config", "--no-bin", "--no-progress"]
     try:
@@ -100,53 +113,58 @@ def _download(version: str, platform: str, source: PythonSource, into: Path) -> 
         details = completed.stderr.strip() or None
     except subprocess.TimeoutExpired:
         reason, details = f"no answer within {DOWNLOAD_TIMEOUT:.0f}s", None
-    # uv also links the minor version (cpython-3.12-linux-x86_64-gnu) to the install.
-    installs = [
-        path
-        for path in into.iterdir()
-        if path.is_dir() and not path.is_symlink() and not path.name.startswith(".")
-    ]
-    if reason is None and len(installs) != 1:
-        reason = f"expected one installation, uv left {sorted(p.name for p in installs)}"
-    if reason is not None:
+    install = None if reason else _installed(into, request)
+    if reason is None and install is None:
+        reason = f"uv left no {request} in {into}"
+    if reason is not None or install is None:
         raise ImageBakingException(
             f"cannot download CPython {version} for {platform} from {source.location}: "
             f"{reason}. {source.advice(version, platform)}, "
             f"or use a base image that has Python {version}.",
             details=details,
         )
-    return installs[0]
+    return install
 
 
-def _relocate(install: Path) -> None:
-    """Point the build's sysconfig data at PREFIX, where the layer puts it.
-
-    uv rewrites the `/install` prefix python-build-standalone builds are configured with to
-    the directory it unpacked into, here a scratch directory that exists only on this machine
-    and only now: left as is, `sysconfig` in the image would name it, and the layer's bytes
-    would differ on every bake.
-    """
-    written_as = {str(install), str(install.resolve())}
-    for data in install.glob("lib/python*/_sysconfigdata_*.py"):
-        text = original = data.read_text()
-        for path in written_as:
-            text = text.replace(path, PREFIX)
-        if text != original:
-            data.write_text(text)
+def _installed(into: Path, request: str) -> Path | None:
+    """The installation uv made for `request` (cpython-3.12-linux-x86_64-gnu): uv links that
+    minor-version name to the full one (cpython-3.12.1-linux-x86_64-gnu)."""
+    link = into / request
+    if link.is_dir():
+        return link.resolve()
+    prefix, _, rest = request.partition("-linux-")
+    matches = sorted(into.glob(f"{prefix}.*-linux-{rest}"))
+    return matches[-1] if matches and matches[-1].is_dir() else None
 
 
 def _layer_files(install: Path) -> dict[str, LayerEntry]:
+    """The build's files at PREFIX, its sysconfig data pointed there too.
+
+    uv rewrites the `/install` prefix python-build-standalone builds are configured with to
+    the directory it installed into, which exists only on this machine: left as is,
+    `sysconfig` in the image would name it, and the layer's bytes would depend on the cache
+    directory."""
     files: dict[str, LayerEntry] = {}
     root = PREFIX.lstrip("/")
+    sysconfig = set(install.glob("lib/python*/_sysconfigdata_*.py"))
     for path in sorted(install.rglob("*")):
         relative = f"{root}/{path.relative_to(install).as_posix()}"
         if path.is_symlink():
             files[relative] = LayerSymlink(os.readlink(path))
+        elif path in sysconfig:
+            data = _relocated(path.read_text(), install).encode()
+            files[relative] = LayerFile(0o644, len(data), io.BytesIO(data))
         elif path.is_file():
             stat = path.stat()
             mode = 0o755 if stat.st_mode & 0o111 else 0o644
             files[relative] = LayerFile(mode, stat.st_size, path)
     return files
+
+
+def _relocated(text: str, install: Path) -> str:
+    for written_as in {str(install), str(install.resolve())}:
+        text = text.replace(written_as, PREFIX)
+    return text
 
 
 def build_cpython_layer(
@@ -162,11 +180,6 @@ def build_cpython_layer(
     key = blake3.blake3(fields.encode()).hexdigest()
     if (layer := cached_layer(cache, key, compression)) is not None:
         return layer, python
-    scratch = Path(tempfile.mkdtemp(prefix="bakery-cpython-"))
-    try:
-        install = _download(version, platform, source, scratch)
-        _relocate(install)
-        layer = store_layer(cache, key, f"cpython {version}", _layer_files(install), compression)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    install = install_cpython(version, platform, source, cache)
+    layer = store_layer(cache, key, f"cpython {version}", _layer_files(install), compression)
     return layer, python

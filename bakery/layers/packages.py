@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from bakery.artifacts import Progress, fetch_artifacts
+from bakery.layers.bytecode import Compiler
 from bakery.layers.model import BuiltLayer
 from bakery.layers.tarball import Compression
 from bakery.layers.wheel import build_wheel_layer
@@ -26,13 +27,15 @@ def build_package_layers(
     cache: Path,
     *,
     python: str,
+    compiler: Compiler | None,
     prefix: str,
     compression: Compression,
     on_built: Callable[[BuiltLayer], None] | None = None,
     download_progress: Progress | None = None,
     layer_progress: Callable[[int, int], None] | None = None,
 ) -> list[BuiltLayer]:
-    """One layer per package, in `packages` order; progress and `on_built` run on this thread."""
+    """One layer per package for target Python `python`, with the bytecode `compiler` writes
+    (None: no bytecode), in `packages` order; progress and `on_built` run on this thread."""
     builds: list[Future[BuiltLayer] | None] = [None] * len(packages)
     with ThreadPoolExecutor(BUILD_WORKERS, thread_name_prefix="bakery-layer") as builders:
 
@@ -45,6 +48,7 @@ def build_package_layers(
                 sha256=package.sha256,
                 python=python,
                 cache=cache,
+                compiler=compiler,
                 prefix=prefix,
                 compression=compression,
             )

@@ -2,9 +2,10 @@
 
 pypa/installer does the installing (scheme mapping, `#!python` shebang rewriting, console
 scripts, RECORD, INSTALLER); our destination only collects what it would write, in memory
-(large files spill to a temporary file), and `tarball.write_layer` turns that into a layer.
-The result depends on the wheel's bytes, the prefix, the target Python and the layer format,
-which is exactly what the cache key hashes.
+(large files spill to a temporary file), and `tarball.write_layer` turns that into a layer,
+with the modules' bytecode (`bytecode.compiled`) when a compiler for the target Python is at
+hand. The result depends on the wheel's bytes, the prefix, the target Python, the compiler
+and the layer format, which is exactly what the cache key hashes.
 """
 
 import io
@@ -26,13 +27,14 @@ from installer.sources import WheelFile
 from installer.utils import Scheme, copyfileobj_with_hashing
 
 from bakery.errors import ImageBakingException
+from bakery.layers.bytecode import Compiler, compiled
 from bakery.layers.cache import cached_layer, store_layer
 from bakery.layers.model import BuiltLayer
 from bakery.layers.tarball import Compression, LayerFile
 from bakery.spec import python_tag
 
 DEFAULT_PREFIX = "/opt/bakery/env"
-LAYER_FORMAT_VERSION = 1
+LAYER_FORMAT_VERSION = 2
 """Bump whenever the bytes a given wheel turns into change; old cache entries then miss."""
 
 INSTALLER_NAME = b"bakery\n"
@@ -40,12 +42,13 @@ _SPOOL_LIMIT = 8 << 20
 _WHITEOUT = ".wh."
 
 
-def wheel_layer_key(sha256: str, prefix: str, python: str) -> str:
+def wheel_layer_key(sha256: str, prefix: str, python: str, compiler: Compiler | None) -> str:
     """Cache key of a wheel's layer: blake3 over everything that decides its bytes."""
     fields = {
         "artifact_sha256": sha256,
         "prefix": prefix,
         "python_tag": python_tag(python),
+        "bytecode": compiler and compiler.identity(),
         "layer_format": LAYER_FORMAT_VERSION,
     }
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
@@ -59,20 +62,28 @@ def build_wheel_layer(
     sha256: str,
     python: str,
     cache: Path,
+    compiler: Compiler | None,
     prefix: str = DEFAULT_PREFIX,
     compression: Compression = "gzip",
 ) -> BuiltLayer:
-    """The layer of the wheel at `wheel` for target Python `python` (e.g. "3.11").
+    """The layer of the wheel at `wheel` for target Python `python` (e.g. "3.11"), with the
+    bytecode `compiler` (a CPython `python`) writes, or none when it is None.
 
     `filename` is the wheel's real name (the artifact cache stores it under its digest) and
     `sha256` its verified digest. Reused from `cache` when built before, else built there.
     """
-    key = wheel_layer_key(sha256, prefix, python)
+    if compiler is not None and not compiler.compiles_for(python):
+        raise ValueError(f"{compiler.executable} cannot compile for Python {python}")
+    key = wheel_layer_key(sha256, prefix, python, compiler)
     if (layer := cached_layer(cache, key, compression)) is not None:
         return layer
     files = stage_wheel(wheel, filename=filename, python=python, prefix=prefix)
     try:
-        return store_layer(cache, key, filename, files, compression)
+        if compiler is None:
+            return store_layer(cache, key, filename, files, compression)
+        site_packages = _site_packages(prefix, python).lstrip("/")
+        with compiled(files, site_packages, compiler, filename) as pycs:
+            return store_layer(cache, key, filename, {**files, **pycs}, compression)
     finally:
         for file in files.values():
             file.content.close()
@@ -82,7 +93,7 @@ def stage_wheel(
     wheel: Path, *, filename: str, python: str, prefix: str = DEFAULT_PREFIX
 ) -> dict[str, LayerFile]:
     """Install `wheel` into memory: {path relative to `/`: file} as it would sit in the image."""
-    site_packages = f"{prefix}/lib/python{python}/site-packages"
+    site_packages = _site_packages(prefix, python)
     destination = _MemoryDestination(
         scheme_dict={
             "purelib": site_packages,
@@ -105,6 +116,10 @@ def stage_wheel(
             f"Cannot unpack {filename}: {exc}. The wheel is malformed; pin another version."
         ) from None
     return destination.files
+
+
+def _site_packages(prefix: str, python: str) -> str:
+    return f"{prefix}/lib/python{python}/site-packages"
 
 
 @dataclass
