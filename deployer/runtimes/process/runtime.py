@@ -161,6 +161,10 @@ class ProcessRuntime:
     def public_url(self, record: AppRecord) -> str | None:
         return self.proxy.url(record)
 
+    def internal_url(self, name: str) -> str | None:
+        """None: other apps reach a worker at its own address."""
+        return None
+
     def unexpose(self, record: AppRecord) -> None:
         self.proxy.stop(record)
 
