@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.config import AppConfig
-from deployer.procfs import IPAddress, is_loopback, tcp_listeners
+from deployer.procfs import is_loopback, tcp_listeners
 from deployer.proxy import LocalProxy, free_port
 from deployer.readiness import WorkerStatus
 from deployer.records import AppRecord
@@ -118,12 +118,14 @@ class ProcessRuntime:
                 )
 
     def workers(self, name: str) -> list[Worker]:
-        listeners = tcp_listeners()
-        return [self._worker(record, listeners) for record in self.store.all(name)]
+        return [self._worker(record) for record in self.store.all(name)]
 
-    def _worker(self, record: WorkerRecord, listeners: dict[int, set[IPAddress]]) -> Worker:
+    def _worker(self, record: WorkerRecord) -> Worker:
         if not record.stopped and alive(record.pid, record.start_ticks):
-            exposed = sorted(str(a) for a in listeners.get(record.port, ()) if not is_loopback(a))
+            ready = _port_open(record.port)
+            # read after the probe: a server that answered it is in the table by now
+            listening = tcp_listeners().get(record.port, set())
+            exposed = sorted(str(a) for a in listening if not is_loopback(a))
             if exposed:
                 reason = (
                     f"listens on {', '.join(exposed)} port {record.port}, where the network "
@@ -134,7 +136,6 @@ class ProcessRuntime:
                     WorkerStatus(record.worker_id, record.version, "failed", False, reason=reason)
                 )
             address = f"{LOOPBACK}:{record.port}"
-            ready = _port_open(record.port)
             status = WorkerStatus(record.worker_id, record.version, "running", ready)
             return Worker(status, address, f"http://{address}")
         if record.stopped:
