@@ -2,8 +2,8 @@
 
 A baked image describes itself: its manifest annotations carry the lock and how many of its
 layers are the base's, and its config names the env prefix. `read_baked` returns those facts;
-`fetch_blobs` brings any of its blobs into the local BlobCache. The deployer uses these two
-and nothing else of the bakery's internals.
+`fetch_blobs` and `fetch_bake_layers` bring its blobs into the local BlobCache. The deployer
+uses these and nothing else of the bakery's internals.
 """
 
 import json
@@ -35,6 +35,8 @@ class BakedImageInfo:
     """How many of the manifest's layers, from the bottom, are the base image's."""
     layers: tuple[dict[str, Any], ...]
     """Every layer descriptor of the manifest, lowest first."""
+    diff_ids: tuple[str, ...]
+    """Their uncompressed digests, from the config."""
 
     @property
     def python(self) -> str:
@@ -49,6 +51,10 @@ class BakedImageInfo:
     def bake_layers(self) -> tuple[dict[str, Any], ...]:
         """The layers the bake added on top of the base."""
         return self.layers[self.base_layers :]
+
+    @property
+    def bake_diff_ids(self) -> tuple[str, ...]:
+        return self.diff_ids[self.base_layers :]
 
 
 def read_manifest(reference: str) -> dict[str, Any]:
@@ -75,7 +81,8 @@ def read_baked(reference: str) -> BakedImageInfo:
         )
     config_digest = manifest["config"]["digest"]
     (config_path,) = fetch_blobs(reference, [config_digest])
-    env = (json.loads(config_path.read_bytes()).get("config") or {}).get("Env") or []
+    image_config = json.loads(config_path.read_bytes())
+    env = (image_config.get("config") or {}).get("Env") or []
     prefix = dict(item.split("=", 1) for item in env if "=" in item).get("VIRTUAL_ENV")
     if not prefix:
         raise ImageBakingException(f"{reference} sets no VIRTUAL_ENV: it has no bakery env")
@@ -86,19 +93,31 @@ def read_baked(reference: str) -> BakedImageInfo:
         prefix=prefix,
         base_layers=int(annotations[BASE_LAYERS_ANNOTATION]),
         layers=tuple(manifest["layers"]),
+        diff_ids=tuple((image_config.get("rootfs") or {}).get("diff_ids") or ()),
     )
 
 
 def fetch_blobs(reference: str, digests: Sequence[str]) -> list[Path]:
-    """Paths of `digests` in the bakery's blob cache, read from the image's registry or
-    layout (and verified) where missing."""
-    cache = BlobCache(config.bake_cache_dir() / "blobs")
+    """Paths of `digests` in the bakery's blob cache, read from the image's source (and
+    verified) where missing."""
+    cache = _cache()
     missing = [digest for digest in digests if not cache.has(digest)]
     if missing:
         with open_image(reference, cache) as image:
             for digest in missing:
                 image.fetch(digest)
     return [cache.path(digest) for digest in digests]
+
+
+def fetch_bake_layers(image: BakedImageInfo) -> list[tuple[Path, str]]:
+    """The bake's layers on this machine, each with its media type (a Docker Engine hands
+    layers out uncompressed)."""
+    with open_image(image.reference, _cache()) as reader:
+        return reader.fetch_layers(image.bake_layers, image.bake_diff_ids)
+
+
+def _cache() -> BlobCache:
+    return BlobCache(config.bake_cache_dir() / "blobs")
 
 
 def _lock(reference: str, manifest: dict[str, Any]) -> Lock:

@@ -24,7 +24,7 @@ from deployer.lifecycle import current_run
 from deployer.proxy import free_port
 from deployer.readiness import Snapshot, check_condition, wait_until_ready
 from deployer.records import AppRecord, RecordStore, Upgrade
-from deployer.runtimes import default_runtime
+from deployer.runtimes import as_runtime
 from deployer.runtimes.base import LogLine, Runtime, Worker
 from deployer.upgrades import claim, release, still_ours
 
@@ -73,8 +73,11 @@ class DeployedApp:
 
     @property
     def internal_url(self) -> str | None:
-        """A running worker's address on the runtime's own network, no auth needed."""
-        return next((w.internal_url for w in self._workers() if w.internal_url), None)
+        """Where other apps on the runtime reach this one, no auth needed: the app's own
+        address where the runtime has one (a Kubernetes Service), else a running worker's."""
+        return self._runtime.internal_url(self.name) or next(
+            (w.internal_url for w in self._workers() if w.internal_url), None
+        )
 
     def _workers(self) -> list[Worker]:
         return [w for w in self._runtime.workers(self.name) if w.version == self.deployed_version]
@@ -164,23 +167,25 @@ def _matches(record: AppRecord, tags: Sequence[Mapping[str, str]]) -> bool:
 class AppDeployer:
     """Takes the reference's keyword arguments, validated at once by `AppConfig`.
 
-    `runtime` picks where the app runs; by default `BAKERY_RUNTIME`, else docker where an
-    engine answers, else local processes.
+    `runtime` picks where the app runs: "docker", "process", "kubernetes" or a `Runtime`
+    object; by default `BAKERY_RUNTIME`, else docker where an engine answers, else local
+    processes (chosen at deploy time).
     """
 
-    def __init__(self, *, runtime: Runtime | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, runtime: Runtime | str | None = None, **kwargs: Any) -> None:
         dependencies = kwargs.get("depends_on") or []
         self._dependencies = [d for d in dependencies if isinstance(d, AppDeployer)]
         if dependencies:
             kwargs["depends_on"] = [_dependency_name(d) for d in dependencies]
         self.config = AppConfig.from_kwargs(**kwargs)
-        self._runtime = runtime
+        self._runtime = None if runtime is None else as_runtime(runtime)
 
     @classmethod
-    def from_config(cls, config: AppConfig, runtime: Runtime | None = None) -> "AppDeployer":
+    def from_config(cls, config: AppConfig, runtime: Runtime | str | None = None) -> "AppDeployer":
         """A deployer for an already validated config (e.g. from a deployment spec)."""
         deployer = cls.__new__(cls)
-        deployer.config, deployer._runtime, deployer._dependencies = config, runtime, []
+        deployer.config, deployer._dependencies = config, []
+        deployer._runtime = None if runtime is None else as_runtime(runtime)
         return deployer
 
     def deploy(
@@ -209,7 +214,7 @@ class AppDeployer:
         from deployer.plan import deploy_plan  # the plan deploys AppDeployers: import late
 
         configs = [_in_run(deployer.config) for deployer in self._closure()]
-        return deploy_plan(configs, self._runtime or default_runtime(), **options)[self.config.name]
+        return deploy_plan(configs, self._runtime or as_runtime(None), **options)[self.config.name]
 
     def _closure(self) -> list["AppDeployer"]:
         """This deployer and every AppDeployer it depends on, directly or not."""
@@ -231,7 +236,8 @@ class AppDeployer:
         """`deploy` of this app only: its dependencies must be running already."""
         config = _in_run(self.config)
         condition = check_condition(readiness_condition)
-        runtime = self._runtime or default_runtime()
+        runtime = self._runtime or as_runtime(None)
+        _note_runtime(runtime)
         runtime.refuse_unsupported(config)
         config.required_code_package()
         runtime.ping()
@@ -301,9 +307,9 @@ class AppDeployer:
             runtime.remove(name, keep_version=version)
 
     @staticmethod
-    def get(name: str, runtime: Runtime | None = None) -> DeployedApp:
+    def get(name: str, runtime: Runtime | str | None = None) -> DeployedApp:
         """The app called `name` at its serving version, from any Python process."""
-        runtime = runtime or default_runtime()
+        runtime = as_runtime(runtime)
         record = RecordStore(runtime.kind).get(name)
         if record is None:
             raise AppNotFoundException(name)
@@ -315,10 +321,10 @@ class AppDeployer:
         project: str | None = None,
         branch: str | None = None,
         tags: Sequence[Mapping[str, str]] | None = None,
-        runtime: Runtime | None = None,
+        runtime: Runtime | str | None = None,
     ) -> list[DeployedApp]:
         """Apps matching every given filter; `tags` match when the app has all of them."""
-        runtime = runtime or default_runtime()
+        runtime = as_runtime(runtime)
         return [
             DeployedApp(runtime, record.name, record.version or record.attempted_version)
             for record in RecordStore(runtime.kind).all()
@@ -351,6 +357,13 @@ def _in_run(config: AppConfig) -> AppConfig:
     """Inside `app_deploy`, apps carry the run's tag."""
     run = current_run.get()
     return run.tagged(config) if run is not None else config
+
+
+def _note_runtime(runtime: Runtime) -> None:
+    """Inside `app_deploy`, the run cleans up on every runtime its apps were deployed on."""
+    run = current_run.get()
+    if run is not None:
+        run.used(runtime)
 
 
 def _dependency_name(dependency: object) -> object:

@@ -50,7 +50,8 @@ class AppCrashLoopException(AppDeploymentException):
     """A worker of the new version keeps crashing (crash loop or failed) during startup.
 
     `worker_id` names the replica; `logs` holds its recent log lines, which usually show the
-    cause (an import error, a missing dependency, a bad command).
+    cause (an import error, a missing dependency, a bad command); `reason` is the runtime's
+    word on it, when it has one (an exit code, or why it refuses to serve the worker).
     """
 
     def __init__(
@@ -59,14 +60,18 @@ class AppCrashLoopException(AppDeploymentException):
         worker_id: str,
         logs: Sequence[Any] | None = None,
         *,
+        reason: str | None = None,
         deployed_app: Any = None,
     ) -> None:
         self.worker_id = worker_id
         self.logs = list(logs or [])
+        self.reason = reason
         message = (
             f"app {app_id!r}: worker {worker_id} is crash-looping: its command exits or fails "
             "soon after it starts. Fix the error its logs show, then deploy again."
         )
+        if reason:
+            message += f"\nthe runtime says: {reason}"
         tail = self.logs[-_LOG_TAIL:]
         if tail:
             message += "\nlast log lines:\n" + "\n".join(f"  {line}" for line in tail)

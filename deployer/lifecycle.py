@@ -3,7 +3,9 @@
 Inside it (as a decorator or a `with` block) every deployed app is tagged with the run's id,
 so `run.list()` finds the apps of this run, and on exit, success or failure, they are kept,
 scaled to zero or deleted according to `cleanup_policy`. The run is found through a context
-variable read when `deploy()` is called, so code inside needs to be handed nothing.
+variable read when `deploy()` is called, so code inside needs to be handed nothing. Each
+deploy also tells the run which runtime it used, so apps deployed with `runtime=` other than
+the default are listed and cleaned up on their own runtime.
 """
 
 import contextvars
@@ -14,6 +16,8 @@ from typing import Any, Literal, TypeVar, get_args
 
 from deployer.config import AppConfig
 from deployer.exceptions import AppConfigError
+from deployer.runtimes import as_runtime
+from deployer.runtimes.base import Runtime
 
 RUN_TAG = "bakery-run"
 CleanupPolicy = Literal["none", "scale_down", "delete"]
@@ -36,6 +40,8 @@ class AppRun:
         self.cleanup_policy = cleanup_policy
         self.run_id = run_id or f"run-{uuid.uuid4().hex[:12]}"
         self._token: contextvars.Token | None = None
+        self._runtimes: dict[str, Runtime] = {}
+        """The runtimes apps were deployed on in this run, by kind."""
 
     @property
     def tag(self) -> dict[str, str]:
@@ -47,11 +53,23 @@ class AppRun:
             return config
         return config.replace(tags={**config.tags, RUN_TAG: self.run_id})
 
+    def used(self, runtime: Runtime) -> None:
+        """Note that an app of this run is being deployed on `runtime` (called by `deploy`)."""
+        self._runtimes.setdefault(runtime.kind, runtime)
+
     def list(self) -> list[Any]:
-        """The apps deployed in this run (as `DeployedApp`s), on the default runtime."""
+        """The apps of this run (as `DeployedApp`s): on every runtime it deployed to, and on
+        the default runtime (where other processes sharing the run id deploy)."""
         from deployer.app import AppDeployer  # app.py reads `current_run`: import late
 
-        return AppDeployer.list_deployments(tags=[self.tag])
+        runtimes = dict(self._runtimes)
+        default = as_runtime(None)
+        runtimes.setdefault(default.kind, default)
+        return [
+            app
+            for runtime in runtimes.values()
+            for app in AppDeployer.list_deployments(tags=[self.tag], runtime=runtime)
+        ]
 
     def __enter__(self) -> "AppRun":
         self._token = current_run.set(self)

@@ -7,6 +7,7 @@ runtime has one, else the public one). A name that is not among the apps being d
 already be deployed.
 """
 
+import contextvars
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -62,6 +63,7 @@ def deploy_plan(
         with ThreadPoolExecutor(max_workers=min(len(wave), MAX_PARALLEL)) as pool:
             futures = {
                 name: pool.submit(
+                    contextvars.copy_context().run,  # an `app_deploy` run reaches the threads
                     AppDeployer.from_config(
                         with_dependency_urls(planned[name], deployed), runtime
                     ).deploy_alone,

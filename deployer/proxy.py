@@ -3,8 +3,9 @@
 A real proxy rather than one of ours: nginx balances across the serving version's workers,
 retries the next one on a connection error, and for API auth checks HTTP basic credentials
 against an htpasswd line (`deployer.auth`), answering 401 without them. Each app gets its own
-nginx (prefix `<data dir>/deployer/proxy/<runtime>/<app>/`) and keeps its port across
-versions, so an upgrade is a config reload: in-flight requests finish on the old workers.
+nginx (prefix `<data dir>/deployer/proxy/<runtime>/<app>/`, owner-only with its logs: they
+name every caller) and keeps its port across versions, so an upgrade is a config reload:
+in-flight requests finish on the old workers.
 nginx daemonizes, so the URL outlives the Python process that deployed the app.
 """
 
@@ -22,11 +23,12 @@ from deployer.auth import htpasswd_line
 from deployer.exceptions import BackendUnhealthyException
 from deployer.procfs import running
 from deployer.records import AppRecord
-from stagekit.dirs import data_dir
+from deployer.statedirs import private_dir, private_file, state_dir
 from stagekit.files import write_atomic
 
 _RELOAD_TIMEOUT = 10.0
 _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+_LOGS = ("access.log", "error.log")
 
 
 def free_port() -> int:
@@ -86,7 +88,7 @@ class LocalProxy:
     """Starts, reconfigures and stops the nginx of each app of one local runtime."""
 
     def __init__(self, runtime: str, root: Path | None = None) -> None:
-        self.root = root or data_dir() / "deployer" / "proxy" / runtime
+        self.root = private_dir(root) if root else state_dir("proxy", runtime)
         found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
         self.binary = found
 
@@ -109,9 +111,11 @@ class LocalProxy:
                 "nginx", "the local runtimes front apps with nginx: apt-get install nginx-light"
             )
         assert record.public_port is not None
-        prefix = self._prefix(record.name)
+        prefix = private_dir(self._prefix(record.name))
         for kind in _TEMP_PATHS:
-            (prefix / "tmp" / kind).mkdir(parents=True, exist_ok=True)
+            private_dir(prefix / "tmp" / kind)
+        for log in _LOGS:
+            private_file(prefix / log)  # nginx appends to them and keeps the mode
         auth = record.api_token is not None
         if auth:
             write_atomic(prefix / "htpasswd", htpasswd_line(record.api_token, record.id).encode())

@@ -159,7 +159,13 @@ def wait_until_ready(
         if verdict.crashed is not None:
             worker_id = verdict.crashed.worker_id
             logs = logs_fn(worker_id) if logs_fn is not None else []
-            raise AppCrashLoopException(app_id, worker_id, logs, deployed_app=deployed_app)
+            raise AppCrashLoopException(
+                app_id,
+                worker_id,
+                logs,
+                reason=verdict.crashed.reason,
+                deployed_app=deployed_app,
+            )
         if verdict.ready:
             logger_fn(f"app {app_id!r} version {version} is ready ({condition})")
             return snapshot

@@ -1,6 +1,7 @@
 """What the deployer remembers about each app, so apps outlive the process that deployed them.
 
-One JSON file per app under `<data dir>/deployer/<runtime>/`, written atomically, and edited
+One JSON file per app under `<data dir>/deployer/<runtime>/` (owner-only: records hold API
+tokens, `deployer.statedirs`), written atomically, and edited
 only under an exclusive `flock` on a sibling lock file: two processes deploying the same name
 serialize their read-modify-write, which is what the upgrade lock (`deployer.upgrades`) needs.
 The runtime (containers, processes) is the record of what runs; this is the record of what
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from stagekit.dirs import data_dir
+from deployer.statedirs import private_dir, state_dir
 from stagekit.files import exclusive, write_atomic
 
 
@@ -81,7 +82,7 @@ class RecordStore:
 
     def __init__(self, runtime: str, root: Path | None = None) -> None:
         self.runtime = runtime
-        self.root = root or data_dir() / "deployer" / runtime
+        self.root = private_dir(root) if root else state_dir(runtime)
 
     def _path(self, name: str) -> Path:
         return self.root / f"{name}.json"

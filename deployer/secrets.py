@@ -12,7 +12,7 @@ from pathlib import Path
 
 from deployer.exceptions import AppConfigError
 from deployer.names import is_env_name, is_secret_name
-from stagekit.dirs import data_dir
+from deployer.statedirs import private_dir, state_dir
 from stagekit.files import write_atomic
 
 
@@ -20,7 +20,7 @@ class SecretStore:
     """Named secrets on this machine."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = root or data_dir() / "deployer" / "secrets"
+        self.root = private_dir(root) if root else state_dir("secrets")
 
     def _path(self, name: str) -> Path:
         if not is_secret_name(name):

@@ -16,7 +16,7 @@ from deployer.app import DeployedApp
 from deployer.config import AppConfig
 from deployer.plan import deploy_plan
 from deployer.readiness import check_condition
-from deployer.runtimes import default_runtime
+from deployer.runtimes import as_runtime
 from deployer.runtimes.base import Runtime
 from deployer.specs import BakeSection, CodeSection, DeploymentSpec, load_specs
 from packager import PackagedCode, package_code
@@ -84,7 +84,7 @@ def prepare_specs(
 def deploy_spec_file(
     path: str | Path,
     *,
-    runtime: Runtime | None = None,
+    runtime: Runtime | str | None = None,
     logger_fn: Callable[[str], Any] = _print_to_stderr,
     progress: ProgressCallback | None = None,
     readiness_condition: str = "at_least_one_running",
@@ -99,7 +99,7 @@ def deploy_spec_file(
     """
     specs = load_specs(path)
     check_condition(readiness_condition)
-    runtime = runtime or default_runtime()
+    runtime = as_runtime(runtime)
     runtime.ping()
     configs = prepare_specs(specs, logger_fn=logger_fn, progress=progress)
     return deploy_plan(

@@ -7,6 +7,8 @@ checked. Every test tears its workers and proxy down, even when it fails.
 
 import io
 import json
+import socket
+import stat
 import subprocess
 import sys
 import time
@@ -25,7 +27,9 @@ from bakery.oci.model import OCI_LAYER_GZIP, Image
 from deployer import AppDeployer
 from deployer.auth import api_auth_headers, new_token
 from deployer.config import AppConfig
-from deployer.exceptions import AppConfigError
+from deployer.exceptions import AppConfigError, AppCrashLoopException
+from deployer.lifecycle import app_deploy
+from deployer.procfs import is_loopback, tcp_listeners
 from deployer.proxy import free_port
 from deployer.readiness import Snapshot, wait_until_ready
 from deployer.records import AppRecord
@@ -36,6 +40,7 @@ from deployer.runtimes.process.image import LayerBlob
 from deployer.runtimes.process.unpack import shebang, unpack
 from deployer.secrets import SecretStore
 from packager import PackagedCode, package_code
+from stagekit.dirs import data_dir
 from stagekit.progress import Reporter
 from tests.fixtures.services import isolate_bakery_dirs
 
@@ -375,3 +380,163 @@ def test_app_deployer_on_the_process_runtime(hello_build, app_name):
     app.delete()
     assert AppDeployer.list_deployments(name=app_name, runtime=runtime) == []
     assert runtime.workers(app_name) == []
+
+
+FAST = {"readiness_wait_time": 0.1, "max_wait_time": 120, "logger_fn": lambda _: None}
+BYPASS_THE_GUARD = (
+    # binds with the C socket type, as uvloop or a non-Python server would
+    'python -c "import _socket, os, time; s = _socket.socket(); '
+    "s.bind(('0.0.0.0', int(os.environ['PORT']))); s.listen(); time.sleep(600)\""
+)
+
+
+def non_loopback_address() -> str:
+    """This machine's address on its default route (connecting a UDP socket sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError as error:
+            pytest.fail(f"this machine has no route off loopback to test with: {error}")
+        address = probe.getsockname()[0]
+    assert not address.startswith("127."), address
+    return address
+
+
+def test_runtime_is_given_by_name_and_an_unknown_name_lists_the_valid_ones(hello_build, app_name):
+    """The README's runtime="process" (it raised AttributeError); a typo names the choices."""
+    app = AppDeployer(
+        runtime="process",
+        name=app_name,
+        port=8000,
+        image=hello_build.image,
+        code_package=hello_build.code,
+        commands=[SERVE],
+    ).deploy(**FAST)
+    assert httpx.get(app.public_url, timeout=5).status_code == 200
+    [listed] = AppDeployer.list_deployments(name=app_name, runtime="process")
+    assert listed.info()["runtime"] == "process"
+    assert AppDeployer.get(app_name, runtime="process").public_url == app.public_url
+
+    for call in (
+        lambda: AppDeployer(runtime="podman", name=app_name, port=8000),
+        lambda: AppDeployer.list_deployments(runtime="podman"),
+        lambda: AppDeployer.get(app_name, runtime="podman"),
+    ):
+        with pytest.raises(AppConfigError, match="'podman' is unknown; use one of docker, process"):
+            call()
+    with pytest.raises(AppConfigError, match="neither a runtime name"):
+        AppDeployer(runtime=42, name=app_name, port=8000)
+
+
+def test_app_deploy_cleans_up_apps_deployed_on_a_runtime_other_than_the_default(
+    hello_build, app_name, monkeypatch
+):
+    monkeypatch.setenv("BAKERY_RUNTIME", "docker")  # the default runtime is not this app's
+    runtime = ProcessRuntime()
+    with app_deploy(cleanup_policy="delete") as run:
+        app = AppDeployer(
+            runtime=runtime,
+            name=app_name,
+            port=8000,
+            image=hello_build.image,
+            code_package=hello_build.code,
+            commands=[SERVE],
+        ).deploy(**FAST)
+        url = app.public_url
+        assert httpx.get(url, timeout=5).status_code == 200
+        assert [(a.name, a.info()["runtime"]) for a in run.list()] == [(app_name, "process")]
+
+    assert AppDeployer.list_deployments(name=app_name, runtime=runtime) == []
+    assert runtime.workers(app_name) == []
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url, timeout=5)
+
+
+def test_an_api_app_binding_every_interface_is_reachable_only_through_its_proxy(
+    hello_build, app_name
+):
+    """hello-app binds 0.0.0.0: the env's guard moves it to loopback, so from this machine's
+    network address the worker's port refuses, and the app answers only via the proxy."""
+    app = AppDeployer(
+        runtime="process",
+        name=app_name,
+        port=8000,
+        image=hello_build.image,
+        code_package=hello_build.code,
+        commands=[SERVE],
+        auth={"type": "API"},
+    ).deploy(**FAST)
+    assert httpx.get(app.public_url, timeout=5).status_code == 401
+    assert httpx.get(app.public_url, headers=app.auth(), timeout=5).status_code == 200
+
+    address = non_loopback_address()
+    [worker] = app.replicas()
+    port = int(worker["address"].rpartition(":")[2])
+    assert httpx.get(f"http://127.0.0.1:{port}", timeout=5).status_code == 200  # it runs
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://{address}:{port}", timeout=5)
+    assert all(is_loopback(listening) for listening in tcp_listeners()[port])
+
+
+def test_a_worker_listening_beyond_loopback_fails_and_is_stopped(hello_build, app_name):
+    """A server the guard cannot see is not served: the deploy fails and stops it."""
+    deployer = AppDeployer(
+        runtime="process",
+        name=app_name,
+        port=8000,
+        image=hello_build.image,
+        code_package=hello_build.code,
+        commands=[BYPASS_THE_GUARD],
+        auth={"type": "API"},
+    )
+    with pytest.raises(AppCrashLoopException) as caught:
+        deployer.deploy(**FAST)
+
+    [record] = ProcessRuntime().store.all(app_name)
+    assert caught.value.reason.startswith(f"listens on 0.0.0.0 port {record.port}, where ")
+    assert "bind $HOST (127.0.0.1)" in caught.value.message
+    [worker] = caught.value.deployed_app.replicas()
+    assert worker["status"] == "terminated"  # stopped: nothing listens any more
+    assert record.port not in tcp_listeners()
+
+
+def test_deployer_state_and_logs_are_readable_by_their_owner_only(hello_build, app_name):
+    SecretStore().put("owner-only", {"TOKEN": "s3cret"})
+    app = AppDeployer(
+        runtime="process",
+        name=app_name,
+        port=8000,
+        image=hello_build.image,
+        code_package=hello_build.code,
+        commands=[SERVE],
+        auth={"type": "API"},
+        secrets=["owner-only"],
+    ).deploy(**FAST)
+    assert httpx.get(app.public_url, headers=app.auth(), timeout=5).status_code == 200
+
+    state = data_dir() / "deployer"
+    [worker] = app.replicas()
+    directories = [
+        state,
+        state / "process",
+        state / "process" / "workers",
+        state / "process" / "workers" / app_name,
+        state / "proxy",
+        state / "proxy" / "process",
+        state / "proxy" / "process" / app_name,
+        state / "secrets",
+    ]
+    files = [
+        state / "process" / f"{app_name}.json",
+        state / "process" / "workers" / app_name / f"{worker['workerId']}.log",
+        state / "proxy" / "process" / app_name / "access.log",
+        state / "proxy" / "process" / app_name / "error.log",
+        state / "secrets" / "owner-only.json",
+    ]
+    assert (state / "proxy" / "process" / app_name / "access.log").stat().st_size > 0
+    assert {str(d): oct(stat.S_IMODE(d.stat().st_mode)) for d in directories} == {
+        str(d): "0o700" for d in directories
+    }
+    assert {str(f): oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {
+        str(f): "0o600" for f in files
+    }

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from deployer.app import version_of
 from deployer.auth import new_token
 from deployer.config import AppConfig
 from deployer.exceptions import (
@@ -25,6 +26,7 @@ from deployer.exceptions import (
     AppNotFoundException,
     BackendUnhealthyException,
 )
+from deployer.plan import deploy_plan
 from deployer.records import AppRecord, RecordStore
 from deployer.runtimes.base import Runtime
 from deployer.runtimes.kubernetes import (
@@ -45,6 +47,7 @@ from deployer.runtimes.kubernetes import (
     to_kubernetes_spec,
     workers,
 )
+from deployer.runtimes.kubernetes.labels import VERSION_LABEL
 from packager import PackagedCode
 
 DATA = Path(__file__).parent / "data" / "kubernetes"
@@ -166,7 +169,7 @@ INGRESS = app_ref("Ingress", "web", "apps")
 
 def test_every_runtime_method_has_the_protocol_signature() -> None:
     methods = [name for name in vars(Runtime) if not name.startswith("_") and name != "kind"]
-    assert len(methods) == 10
+    assert len(methods) == 11
     for name in methods:
         expected = inspect.signature(getattr(Runtime, name))
         assert inspect.signature(getattr(KubernetesRuntime, name)) == expected, name
@@ -533,3 +536,53 @@ def test_settings_from_the_environment() -> None:
     assert RuntimeSettings.from_environment({}) == RuntimeSettings()
     with pytest.raises(AppConfigError, match="BAKERY_K8S_KEDA"):
         RuntimeSettings.from_environment({"BAKERY_K8S_KEDA": "maybe"})
+
+
+# --- images and depends_on ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("image", "where"),
+    [
+        (f"oci-layout:///root/.local/share/bakery/images@sha256:{'ab' * 32}", "OCI layout"),
+        (f"sha256:{'cd' * 32}", "local Docker Engine"),
+    ],
+)
+def test_an_image_only_this_machine_has_is_refused_with_the_registry_way_out(
+    records: RecordStore, image: str, where: str
+) -> None:
+    """bake_image's default target (the layout) and the daemon target give references no
+    cluster can pull: refused before anything is applied, saying to bake to a registry."""
+    cluster = MemoryCluster()
+    with pytest.raises(AppConfigError) as caught:
+        runtime_on(cluster, records).start(config(image=image), "v1")
+    [problem] = caught.value.problems
+    assert problem.startswith(f"image: {image} is in ")
+    assert where in problem
+    assert "target='registry'" in problem
+    assert "BAKERY_REGISTRY" in problem
+    assert cluster.calls == []
+
+
+def test_a_dependent_gets_its_dependencys_service_url_not_a_pod_ip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`depends_on` through the deployer's plan: `api` is rendered with web's Service URL,
+    which survives pod restarts and rollouts, although a running pod of web has an IP."""
+    monkeypatch.setenv("BAKERY_DATA_DIR", str(tmp_path))
+    web, api = config(), config(name="api", depends_on=["web"])
+    pod = load("running-ready")  # web's pod at 10.244.2.31, of the version about to deploy
+    pod["metadata"]["labels"][VERSION_LABEL] = version_of(web)
+    cluster = MemoryCluster([pod])
+    runtime = KubernetesRuntime(SETTINGS, connect=lambda: cluster)
+
+    deploy_plan([web, api], runtime, logger_fn=lambda _: None, readiness_condition="async")
+
+    deployment = cluster.objects[app_ref("Deployment", "api", "apps")]
+    [container] = [
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "app"
+    ]
+    environment = {item["name"]: item.get("value") for item in container["env"]}
+    assert environment["BAKERY_APP_WEB_URL"] == "http://web.apps.svc.cluster.local/"
+    service = cluster.objects[app_ref("Service", "web", "apps")]
+    assert service["metadata"]["name"] == "web"  # the name the URL's host starts with

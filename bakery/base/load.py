@@ -20,6 +20,7 @@ from bakery.oci.errors import OciError
 from bakery.oci.model import (
     DOCKER_LAYER_GZIP,
     MANIFEST_TYPES,
+    OCI_LAYER,
     OCI_LAYER_GZIP,
     Layer,
     Manifest,
@@ -31,7 +32,7 @@ from bakery.platforms import DEFAULT_PLATFORM
 
 _OCI_LAYER_TYPE = {
     DOCKER_LAYER_GZIP: OCI_LAYER_GZIP,
-    "application/vnd.docker.image.rootfs.diff.tar": "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.docker.image.rootfs.diff.tar": OCI_LAYER,
 }
 
 

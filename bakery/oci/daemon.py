@@ -1,33 +1,41 @@
-"""Publish into the local Docker Engine, speaking its HTTP API directly (no SDK, no CLI).
+"""The local Docker Engine as a publish target and as an image source, via the Docker SDK.
 
-The image is streamed to `POST /images/load` as a docker-archive tar built on the fly from
-the blob files (the engine decompresses gzip layers and checks them against the config's
-diff_ids). The engine keeps no manifest, so the publisher keeps the manifest it loaded,
-per name and tag, in a small state directory; `find` trusts it only while the engine's tag
-still points at the same image. References are image IDs (`sha256:<config digest hex>`),
-which `docker run` accepts and which never move.
+Publishing streams a docker-archive tar (reprotar's headers over the blob files) to the
+engine's image load; the engine decompresses gzip layers and checks them against the
+config's diff_ids. The engine keeps no manifest, so the publisher keeps the manifest it
+loaded, per name and tag, in a small state directory; `find` trusts it only while the
+engine's tag still points at the same image. References are image IDs
+(`sha256:<config digest hex>`), which `docker run` accepts and which never move.
+
+Reading (`EngineReader`, what `open_image` returns for an image ID) finds that kept manifest
+again by the image's ID, and blobs in the bakery's cache; what the cache lost comes out of the
+engine's export (`docker save`), where layers are uncompressed (their diff_ids).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
-import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-
+from bakery.oci.cache import BlobCache
 from bakery.oci.errors import DaemonError
-from bakery.oci.model import Image, sha256_digest
+from bakery.oci.model import OCI_LAYER, Image, Manifest, sha256_digest
 from bakery.oci.publish import Found
+from reprotar import END_OF_ARCHIVE, file_header, padding
 from stagekit.files import write_atomic
+
+if TYPE_CHECKING:
+    import docker
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 DEFAULT_REPOSITORY = "bakery.local/images"
-_BLOCK = 512
+_CHUNK = 1 << 20
 
 
 def default_state_dir() -> Path:
@@ -36,68 +44,76 @@ def default_state_dir() -> Path:
 
 
 class DockerEngine:
-    """The few Engine API calls publishing needs, over `DOCKER_HOST` (unix:// or tcp://)."""
+    """The engine `DOCKER_HOST` names (unix:// or tcp://), connected on first use."""
 
     def __init__(self, host: str | None = None) -> None:
         self.host = host or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
-        if self.host.startswith("unix://"):
-            transport = httpx.HTTPTransport(uds=self.host.removeprefix("unix://"))
-            self._http = httpx.Client(transport=transport, base_url="http://docker", timeout=600)
-        elif self.host.startswith("tcp://"):
-            base = "http://" + self.host.removeprefix("tcp://")
-            self._http = httpx.Client(base_url=base, timeout=600)
-        else:
-            raise DaemonError(
-                f"DOCKER_HOST={self.host} is not supported: use unix:///path/to/docker.sock "
-                "or tcp://host:port"
-            )
+        self._api: docker.APIClient | None = None
+
+    @property
+    def api(self) -> docker.APIClient:
+        if self._api is None:
+            import docker
+
+            with self._errors("connect"):
+                self._api = docker.APIClient(base_url=self.host, timeout=600)
+        return self._api
 
     def close(self) -> None:
-        self._http.close()
+        if self._api is not None:
+            self._api.close()
 
     def load(self, archive: Iterable[bytes]) -> None:
-        """Load a docker-archive tar; the engine reports failures inside a 200 response."""
-        response = self._request(
-            "POST",
-            "/images/load",
-            "load an image",
-            params={"quiet": "1"},
-            headers={"Content-Type": "application/x-tar"},
-            content=archive,
-        )
-        for line in response.text.splitlines():
-            message = json.loads(line) if line.strip() else {}
-            if "error" in message:
-                raise DaemonError(
-                    f"Docker Engine at {self.host} refused to load the image: "
-                    f"{message['error']}; the image's layers or config are inconsistent"
-                )
+        """Load a docker-archive tar; the engine reports failures inside its answer."""
+        with self._errors("load an image"):
+            for message in self.api.load_image(_Stream(iter(archive)), quiet=True):
+                if "error" in message:
+                    raise DaemonError(
+                        f"Docker Engine at {self.host} refused to load the image: "
+                        f"{message['error']}; the image's layers or config are inconsistent"
+                    )
 
     def image_id(self, name: str) -> str | None:
-        """The ID (config digest) of the image `name` (e.g. `repo:tag`), None if absent."""
-        response = self._request("GET", f"/images/{name}/json", f"inspect {name}", ok=(200, 404))
-        return response.json()["Id"] if response.status_code == 200 else None
+        """The ID of the image `name` (e.g. `repo:tag`), None if absent."""
+        from docker.errors import ImageNotFound
 
-    def _request(
-        self, method: str, path: str, what: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any
-    ) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise DaemonError(
-                f"Docker Engine at {self.host} is unreachable ({type(exc).__name__}: {exc}) "
-                f"while trying to {what}; is dockerd running? (DOCKER_HOST selects another)"
-            ) from exc
-        if response.status_code not in ok:
+        with self._errors(f"inspect {name}"):
             try:
-                detail = response.json().get("message", response.text)
-            except ValueError:
-                detail = response.text
+                return self.api.inspect_image(name)["Id"]
+            except ImageNotFound:
+                return None
+
+    def save(self, image_id: str) -> IO[bytes]:
+        """The engine's export of an image (`docker save`), as a readable stream."""
+        with self._errors(f"export {image_id}"):
+            return _Stream(self.api.get_image(image_id, chunk_size=_CHUNK))
+
+    def _errors(self, what: str) -> _EngineErrors:
+        return _EngineErrors(self.host, what)
+
+
+class _EngineErrors:
+    """Maps the SDK's failures to DaemonError: unreachable engine, refused request."""
+
+    def __init__(self, host: str, what: str) -> None:
+        self.host, self.what = host, what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: Any, _tb: object) -> None:
+        import requests
+        from docker.errors import APIError, DockerException
+
+        if isinstance(error, APIError):
             raise DaemonError(
-                f"Docker Engine at {self.host} could not {what}: HTTP "
-                f"{response.status_code} ({detail.strip()[:300]})"
-            )
-        return response
+                f"Docker Engine at {self.host} refused to {self.what}: {error.explanation or error}"
+            ) from None
+        if isinstance(error, DockerException | requests.ConnectionError):
+            raise DaemonError(
+                f"Docker Engine at {self.host} is unreachable ({error}); is dockerd running? "
+                "Start it, or set DOCKER_HOST to the engine's socket"
+            ) from None
 
 
 class DaemonPublisher:
@@ -138,12 +154,10 @@ class DaemonPublisher:
             data = self._record(name).read_bytes()
         except FileNotFoundError:
             return None
-        manifest = json.loads(data)
         image_id = self.engine.image_id(name)
-        # classic image store: ID = config digest; containerd image store: ID = manifest digest
-        if image_id not in (manifest["config"]["digest"], sha256_digest(data)):
+        if image_id not in _ids(data):
             return None  # the tag was removed or re-pointed outside this publisher
-        return Found(image_id, manifest)
+        return Found(image_id, json.loads(data))
 
     def resolve(self, tag: str) -> str:
         if self.find(tag) is None:
@@ -153,8 +167,118 @@ class DaemonPublisher:
             )
         return sha256_digest(self._record(f"{self.repository}:{tag}").read_bytes())
 
+    def kept_manifest(self, image_id: str) -> Manifest | None:
+        """The manifest this machine's publishers loaded as image `image_id`, if any."""
+        for record in sorted(self.state_dir.glob("*.json")):
+            data = record.read_bytes()
+            if image_id in _ids(data):
+                return Manifest(json.loads(data).get("mediaType", ""), data)
+        return None
+
     def _record(self, name: str) -> Path:
         return self.state_dir / f"{quote(name, safe='')}.json"
+
+
+class EngineReader:
+    """An image in the local Docker Engine, named by its ID (`bake_image(target="daemon")`)."""
+
+    repository = None
+
+    def __init__(self, image_id: str, cache: BlobCache | None) -> None:
+        self.reference = image_id
+        self.cache = cache
+        self._publisher = DaemonPublisher()
+
+    def __enter__(self) -> EngineReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._publisher.close()
+
+    def manifest(self, platform: str | None) -> Manifest:
+        if self._publisher.engine.image_id(self.reference) is None:
+            raise DaemonError(
+                f"image {self.reference} is not in the Docker Engine (removed since it was "
+                "baked?); bake it again with target='daemon'"
+            )
+        manifest = self._publisher.kept_manifest(self.reference)
+        if manifest is None:
+            raise DaemonError(
+                f"image {self.reference} in the Docker Engine was not published by bakery on "
+                "this machine (no manifest kept for it); run an image bake_image returned"
+            )
+        return manifest
+
+    def fetch(self, digest: str) -> Path:
+        (path,) = self._from_cache_or_engine([[(digest, "")]])
+        return path[0]
+
+    def fetch_layers(
+        self, layers: Sequence[dict[str, Any]], diff_ids: Sequence[str]
+    ) -> list[tuple[Path, str]]:
+        """Each layer as published (from the cache) or uncompressed (from the engine)."""
+        forms = [
+            [(layer["digest"], layer["mediaType"]), (diff_id, OCI_LAYER)]
+            for layer, diff_id in zip(layers, diff_ids, strict=True)
+        ]
+        return self._from_cache_or_engine(forms)
+
+    def pinned(self, digest: str) -> str:
+        return self.reference
+
+    def _from_cache_or_engine(
+        self, forms: Sequence[Sequence[tuple[str, str]]]
+    ) -> list[tuple[Path, str]]:
+        """For each blob, the first of its forms (digest, media type) the cache holds, after
+        one pass over the engine's export for the blobs no form of which it holds."""
+        if self.cache is None:
+            raise DaemonError(f"cannot read blobs of {self.reference}: no BlobCache")
+        cache = self.cache
+        absent = {d for form in forms if not any(cache.has(d) for d, _ in form) for d, _ in form}
+        if absent:
+            _keep_from_export(self._publisher.engine.save(self.reference), absent, cache)
+        found = []
+        for form in forms:
+            present = [(cache.path(d), media_type) for d, media_type in form if cache.has(d)]
+            if not present:
+                raise DaemonError(
+                    f"the Docker Engine's copy of image {self.reference} lacks {form[0][0]}; "
+                    "bake the image again"
+                )
+            found.append(present[0])
+        return found
+
+
+def _ids(manifest_data: bytes) -> tuple[str, str]:
+    """The IDs an engine gives a loaded image: the config digest (classic image store) or
+    the manifest digest (containerd image store)."""
+    return json.loads(manifest_data)["config"]["digest"], sha256_digest(manifest_data)
+
+
+def _keep_from_export(export: IO[bytes], wanted: Collection[str], cache: BlobCache) -> None:
+    """Read an engine export through once; files whose sha256 is `wanted` go into `cache`."""
+    import tarfile
+
+    with export, tarfile.open(fileobj=export, mode="r|") as archive:
+        for member in archive:
+            source = archive.extractfile(member) if member.isfile() else None
+            if source is None:
+                continue
+            temp = cache.temp_path()
+            try:
+                hasher = hashlib.sha256()
+                with temp.open("wb") as out:
+                    while chunk := source.read(_CHUNK):
+                        hasher.update(chunk)
+                        out.write(chunk)
+                digest = f"sha256:{hasher.hexdigest()}"
+                if digest in wanted:
+                    os.replace(temp, cache.path(digest))
+            finally:
+                temp.unlink(missing_ok=True)
 
 
 def _docker_archive(image: Image, name: str) -> Iterator[bytes]:
@@ -170,22 +294,35 @@ def _docker_archive(image: Image, name: str) -> Iterator[bytes]:
         }
     ]
     for path, blob in entries.items():
-        yield from _tar_member(path, blob.size, _chunks(blob.path))
+        yield file_header(path, blob.size, 0o644)
+        with blob.path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                yield chunk
+        yield padding(blob.size)
     data = json.dumps(manifest).encode()
-    yield from _tar_member("manifest.json", len(data), [data])
-    yield b"\0" * (2 * _BLOCK)
+    yield file_header("manifest.json", len(data), 0o644)
+    yield data + padding(len(data))
+    yield END_OF_ARCHIVE
 
 
-def _tar_member(path: str, size: int, chunks: Iterable[bytes]) -> Iterator[bytes]:
-    info = tarfile.TarInfo(path)
-    info.size, info.mode = size, 0o644
-    yield info.tobuf(format=tarfile.PAX_FORMAT)
-    yield from chunks
-    if size % _BLOCK:
-        yield b"\0" * (_BLOCK - size % _BLOCK)
+class _Stream(io.RawIOBase):
+    """A readable file over an iterator of byte chunks: the SDK posts a file-like body in
+    chunks, and `tarfile` reads the engine's export through one."""
 
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
 
-def _chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            yield chunk
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size

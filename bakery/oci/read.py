@@ -1,8 +1,9 @@
 """The read side of images, as `publish.Publisher` is the write side.
 
 `open_image(reference)` gives one `ImageReader` whether the image lives in a registry
-(`host/repo:tag`, `host/repo@sha256:…`, Docker Hub short names) or in an OCI image-layout
-directory (`oci-layout://DIR[:tag|@sha256:…]`, the form `LayoutPublisher` returns). Base
+(`host/repo:tag`, `host/repo@sha256:…`, Docker Hub short names), in an OCI image-layout
+directory (`oci-layout://DIR[:tag|@sha256:…]`, the form `LayoutPublisher` returns) or in the
+local Docker Engine (an image ID `sha256:…`, what `DaemonPublisher` returns). Base
 loading, base pinning, `inspect` and the deployer read images only through it, so none of
 them branches on where an image lives. Every blob is verified against its digest on its
 way into the local BlobCache, and blobs the cache holds are not read again.
@@ -11,9 +12,10 @@ way into the local BlobCache, and blobs the cache holds are not read again.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bakery.oci.cache import BlobCache
 from bakery.oci.errors import LayoutError, OciError
@@ -46,6 +48,12 @@ class ImageReader(Protocol):
     def fetch(self, digest: str) -> Path:
         """The blob's path in the BlobCache, read and verified unless already there."""
 
+    def fetch_layers(
+        self, layers: Sequence[dict[str, Any]], diff_ids: Sequence[str]
+    ) -> list[tuple[Path, str]]:
+        """Each layer's file and media type: as published, or uncompressed (its diff_id)
+        where that is all the source holds (the Docker Engine)."""
+
     def pinned(self, digest: str) -> str:
         """This image's reference, pinned to manifest `digest`."""
 
@@ -65,10 +73,16 @@ def open_image(reference: str, cache: BlobCache | None = None) -> ImageReader:
     """A reader for `reference`; `cache` receives fetched blobs (required to `fetch`)."""
     if reference.startswith(LAYOUT_SCHEME):
         return LayoutReader(reference, cache)
+    if DIGEST.fullmatch(reference):
+        from bakery.oci.daemon import EngineReader
+
+        return EngineReader(reference, cache)
     return RegistryReader(reference, cache)
 
 
 class _Closing:
+    """What the registry and layout readers share: published layers are fetched as they are."""
+
     def __enter__(self) -> ImageReader:
         return self  # type: ignore[return-value]  # subclasses implement the protocol
 
@@ -77,6 +91,14 @@ class _Closing:
 
     def close(self) -> None:
         """Nothing to release by default."""
+
+    def fetch(self, digest: str) -> Path:
+        raise NotImplementedError
+
+    def fetch_layers(
+        self, layers: Sequence[dict[str, Any]], diff_ids: Sequence[str]
+    ) -> list[tuple[Path, str]]:
+        return [(self.fetch(layer["digest"]), layer["mediaType"]) for layer in layers]
 
 
 class RegistryReader(_Closing):

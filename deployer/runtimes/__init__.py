@@ -1,5 +1,6 @@
 """Where apps run. `default_runtime` picks one: `BAKERY_RUNTIME` (docker, process,
-kubernetes), else docker where an engine answers, else local processes."""
+kubernetes), else docker where an engine answers, else local processes; `as_runtime` turns
+what users pass as `runtime=` (a name, a `Runtime`, or nothing) into a `Runtime`."""
 
 import os
 from typing import TYPE_CHECKING, Literal, get_args
@@ -43,3 +44,20 @@ def default_runtime() -> "Runtime":
     except BackendUnhealthyException:
         return runtime_named("process")
     return docker
+
+
+def as_runtime(runtime: "Runtime | str | None") -> "Runtime":
+    """`runtime=` as the README documents it: a runtime's name, a `Runtime` object, or None
+    for the default runtime."""
+    if runtime is None:
+        return default_runtime()
+    if isinstance(runtime, str):
+        return runtime_named(runtime)
+    from deployer.runtimes.base import Runtime  # the protocol imports the app model
+
+    if isinstance(runtime, Runtime):
+        return runtime
+    raise AppConfigError(
+        f"runtime={runtime!r} is neither a runtime name ({', '.join(RUNTIMES)}) nor a "
+        "Runtime object"
+    )

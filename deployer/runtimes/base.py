@@ -7,7 +7,7 @@ Workers carry their version, so old and new versions can run side by side during
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from deployer.config import AppConfig
 from deployer.readiness import WorkerStatus
@@ -57,6 +57,7 @@ class Worker:
         }
 
 
+@runtime_checkable
 class Runtime(Protocol):
     """Where apps run. Every method is about one app, named by `AppConfig.name`."""
 
@@ -89,6 +90,10 @@ class Runtime(Protocol):
 
     def public_url(self, record: AppRecord) -> str | None:
         """Where users reach the app, None when it is not exposed."""
+
+    def internal_url(self, name: str) -> str | None:
+        """Where other apps on this runtime reach the app as a whole, without auth (a
+        Kubernetes Service); None where only each worker has an address (`Worker.internal_url`)."""
 
     def unexpose(self, record: AppRecord) -> None:
         """Take the public URL down."""

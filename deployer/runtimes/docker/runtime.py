@@ -9,6 +9,8 @@ Containers restart unless stopped, as a supervised server would; a crash shows a
 
 The code package is fetched (and verified) on the host once per version and bind-mounted
 read-only at /app; this assumes the engine runs on this machine, as a local runtime does.
+The image may be any `bake_image` result: an OCI layout image is loaded into the engine
+first (`images.py`), a registry image is pulled by the engine.
 """
 
 import hashlib
@@ -28,6 +30,7 @@ from deployer.readiness import Phase, WorkerStatus
 from deployer.records import AppRecord
 from deployer.runtimes.base import LogLine, Worker
 from deployer.runtimes.docker.engine import connect, engine_errors
+from deployer.runtimes.docker.images import engine_image
 from deployer.runtimes.local import local_code, refuse
 from deployer.secrets import SecretStore
 
@@ -171,18 +174,27 @@ class DockerRuntime:
             for container in existing:
                 container.remove(force=True, v=True)
             code = local_code(config.name, version, config.required_code_package())
+            assert config.image is not None  # refuse_unsupported checked it
+            image = engine_image(config.image, self.client)
             for index in range(wanted):
-                self._run(config, version, index, code=str(code), environment=environment)
+                self._run(config, version, index, image, code=str(code), environment=environment)
 
     def _run(
-        self, config: AppConfig, version: str, index: int, *, code: str, environment: dict
+        self,
+        config: AppConfig,
+        version: str,
+        index: int,
+        image: str,
+        *,
+        code: str,
+        environment: dict,
     ) -> None:
-        """One replica; its host port is chosen here and retried if another process took it."""
-        assert config.image is not None  # refuse_unsupported checked it
+        """One replica of `image` (as the engine names it); its host port is chosen here and
+        retried if another process took it."""
         for attempt in range(_PORT_ATTEMPTS):
             try:
                 self.client.containers.run(
-                    config.image,
+                    image,
                     ["/bin/sh", "-c", " && ".join(config.commands)],
                     detach=True,
                     name=f"bakery-{config.name}-{version}-{index}",
@@ -278,6 +290,10 @@ class DockerRuntime:
 
     def public_url(self, record: AppRecord) -> str | None:
         return self.proxy.url(record)
+
+    def internal_url(self, name: str) -> str | None:
+        """None: other apps reach a worker at its own address."""
+        return None
 
     def unexpose(self, record: AppRecord) -> None:
         self.proxy.stop(record)

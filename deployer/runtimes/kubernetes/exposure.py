@@ -61,7 +61,12 @@ def ingress_url(ingress: Mapping[str, Any]) -> str:
 
 
 def internal_url(spec: KubernetesAppSpec) -> str:
-    return f"http://{spec.name}.{spec.namespace}.svc.cluster.local/"
+    return service_url(spec.name, spec.namespace)
+
+
+def service_url(name: str, namespace: str) -> str:
+    """The in-cluster URL of app `name`'s Service: stable across pods and versions."""
+    return f"http://{name}.{namespace}.svc.cluster.local/"
 
 
 def service(spec: KubernetesAppSpec) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from deployer.config import AppConfig
 from deployer.exceptions import AppConfigError
+from deployer.images import image_location
 from deployer.quantities import Quantity
 from deployer.records import AppRecord
 from deployer.runtimes.kubernetes.errors import KubernetesSpecError
@@ -32,6 +33,13 @@ def unsupported(config: AppConfig) -> list[str]:
     problems = []
     if config.image is None:
         problems.append("image: Kubernetes runs a baked image; pass image=bake_image(...).image")
+    elif (where := image_location(config.image)) != "registry":
+        place = "an OCI layout directory" if where == "layout" else "the local Docker Engine"
+        problems.append(
+            f"image: {config.image} is in {place} on this machine, which a cluster cannot pull "
+            "from; bake with a registry target: bake_image(..., target='registry', "
+            "registry='host/repo') or set BAKERY_REGISTRY"
+        )
     if config.compute_pools:
         problems.append(
             "compute_pools: the Kubernetes runtime does not place apps on node pools; "

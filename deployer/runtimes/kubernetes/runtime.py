@@ -35,7 +35,7 @@ from deployer.runtimes.kubernetes.errors import (
     KubernetesSpecError,
     KubernetesUnavailable,
 )
-from deployer.runtimes.kubernetes.exposure import ingress_url
+from deployer.runtimes.kubernetes.exposure import ingress_url, service_url
 from deployer.runtimes.kubernetes.labels import VERSION_LABEL, selector_labels
 from deployer.runtimes.kubernetes.manifests import render
 from deployer.runtimes.kubernetes.mapping import refuse, to_kubernetes_spec, unsupported
@@ -184,6 +184,13 @@ class KubernetesRuntime:
         with _errors():
             ingress = self._cluster().get(app_ref("Ingress", record.name, self.namespace))
         return ingress_url(ingress) if ingress is not None else None
+
+    def internal_url(self, name: str) -> str | None:
+        """The app's Service, which other apps use (`BAKERY_APP_<NAME>_URL`): a pod's IP
+        changes with every restart and rollout; None when the app has no Service."""
+        with _errors():
+            found = self._cluster().get(app_ref("Service", name, self.namespace))
+        return service_url(name, self.namespace) if found is not None else None
 
     def unexpose(self, record: AppRecord) -> None:
         """Delete the Ingress; the next `start` applies it again."""

@@ -2,9 +2,11 @@
 
 The image's packages were installed for one Python X.Y and platform, so the host must run
 that same X.Y (found on PATH as `pythonX.Y`, never downloaded) on the same architecture.
-Each image gets one env, `<cache dir>/deployer/process-envs/<image id>/`, shared by every
-app and version that runs it. It is built in a staging directory beside that path and
+Each image gets one env, `<cache dir>/deployer/process-envs/<image id>-<format>/`, shared by
+every app and version that runs it. It is built in a staging directory beside that path and
 renamed into place, so an env that exists is complete; concurrent builders race harmlessly.
+Every env also holds the loopback guard (`loopback.py`), which keeps workers' servers behind
+the app's proxy; `ENV_FORMAT` names what an env holds, so envs built without it are rebuilt.
 """
 
 import platform
@@ -21,11 +23,16 @@ from deployer.runtimes.process.unpack import unpack
 from stagekit.dirs import cache_dir
 from stagekit.progress import Reporter
 
+ENV_FORMAT = "2"
+"""Bumped when envs gain something older ones lack (2: the loopback guard)."""
+LOOPBACK_GUARD = "_bakery_loopback"
+
 
 def host_env(reference: str, reporter: Reporter) -> Path:
     """The venv that runs image `reference`'s packages on this host, built on first use."""
     image = read_bake_layers(reference)
-    target = cache_dir() / "deployer" / "process-envs" / image.config_digest.removeprefix("sha256:")
+    name = f"{image.config_digest.removeprefix('sha256:')}-{ENV_FORMAT}"
+    target = cache_dir() / "deployer" / "process-envs" / name
     if target.is_dir():
         return target
     python = host_python(image)
@@ -42,6 +49,7 @@ def host_env(reference: str, reporter: Reporter) -> Path:
             python=image.python,
             interpreter=target / "bin" / "python",
         )
+        _install_loopback_guard(staging, image.python)
         _relocate(staging, target)
         staging.chmod(0o755)  # mkdtemp's 0700 would hide the env from other users
         try:
@@ -83,6 +91,14 @@ def _create_venv(python: str, directory: Path) -> None:
             f"{python} -m venv failed: {result.stderr.strip() or result.stdout.strip()}; "
             "the process runtime needs the venv module of that interpreter"
         )
+
+
+def _install_loopback_guard(venv: Path, python: str) -> None:
+    """The guard module and the `.pth` line that imports it at every interpreter start."""
+    site_packages = venv / "lib" / f"python{python}" / "site-packages"
+    guard = Path(__file__).with_name("loopback.py").read_bytes()
+    (site_packages / f"{LOOPBACK_GUARD}.py").write_bytes(guard)
+    (site_packages / f"{LOOPBACK_GUARD}.pth").write_text(f"import {LOOPBACK_GUARD}\n")
 
 
 def _relocate(staging: Path, target: Path) -> None:

@@ -3,7 +3,8 @@
 A baked image is a base (a Linux distribution) plus the bake's layers: packages installed
 under a venv-style prefix and the small environment layer on top. Processes on this host
 bring their own operating system, so only the bake's layers are read, never the base's. The
-image is read through the bakery's one contract for baked images (`bakery.inspect`).
+image is read through the bakery's one contract for baked images (`bakery.inspect`), from
+wherever `bake_image` put it: a registry, an OCI layout or the local Docker Engine.
 """
 
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bakery.errors import ImageBakingException
-from bakery.inspect import BakedImageInfo, fetch_blobs, read_baked
+from bakery.inspect import BakedImageInfo, fetch_bake_layers, read_baked
 from deployer.exceptions import AppConfigError
 
 
@@ -33,11 +34,7 @@ def read_bake_layers(reference: str) -> BakedImageInfo:
 def fetch_layers(image: BakedImageInfo) -> list[LayerBlob]:
     """The bake's layer blobs in the bakery's blob cache, fetched and verified if missing."""
     with _readable(image.reference):
-        paths = fetch_blobs(image.reference, [layer["digest"] for layer in image.bake_layers])
-    return [
-        LayerBlob(path, layer["mediaType"])
-        for path, layer in zip(paths, image.bake_layers, strict=True)
-    ]
+        return [LayerBlob(path, media_type) for path, media_type in fetch_bake_layers(image)]
 
 
 @contextmanager

@@ -11,6 +11,12 @@ its exit code and 0 restarts, until the next `start` of its version launches it 
 keeps the log of the run that ended as its previous log). Nothing isolates or limits the
 processes, so resource limits are refused rather than ignored. The public URL is a local
 nginx (`deployer.proxy`), which also does the API auth.
+
+Workers share the host's network, so a worker listening on every interface would be
+reachable around that proxy and its auth. They listen on loopback only: `HOST=127.0.0.1`
+tells apps that read it, the env's loopback guard (`loopback.py`) moves Python servers'
+binds to loopback, and a worker whose port still listens beyond loopback (a server the guard
+cannot see) is reported `failed`, so the deployer stops it instead of serving it.
 """
 
 import os
@@ -20,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from deployer.config import AppConfig
+from deployer.procfs import is_loopback, tcp_listeners
 from deployer.proxy import LocalProxy, free_port
 from deployer.readiness import WorkerStatus
 from deployer.records import AppRecord
 from deployer.runtimes.base import LogLine, Worker
 from deployer.runtimes.local import local_code, refuse
+from deployer.runtimes.process import loopback
 from deployer.runtimes.process.env import host_env
 from deployer.runtimes.process.processes import alive, launch, stop_groups
 from deployer.runtimes.process.state import WorkerRecord, WorkerStore
@@ -34,6 +42,7 @@ from stagekit.progress import Reporter
 _STOP_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL."""
 _PROBE_TIMEOUT = 0.5
+LOOPBACK = "127.0.0.1"
 
 
 class ProcessRuntime:
@@ -74,6 +83,8 @@ class ProcessRuntime:
             **config.environment,
             **secrets,
             "VIRTUAL_ENV": str(venv),
+            "HOST": LOOPBACK,
+            loopback.VARIABLE: "1",
         }
         command = " && ".join(config.commands)
         with self.store.locked(config.name):
@@ -111,8 +122,20 @@ class ProcessRuntime:
 
     def _worker(self, record: WorkerRecord) -> Worker:
         if not record.stopped and alive(record.pid, record.start_ticks):
-            address = f"127.0.0.1:{record.port}"
             ready = _port_open(record.port)
+            # read after the probe: a server that answered it is in the table by now
+            listening = tcp_listeners().get(record.port, set())
+            exposed = sorted(str(a) for a in listening if not is_loopback(a))
+            if exposed:
+                reason = (
+                    f"listens on {', '.join(exposed)} port {record.port}, where the network "
+                    "reaches it without the app's proxy and its auth; the process runtime "
+                    f"serves loopback only: bind $HOST ({LOOPBACK})"
+                )
+                return Worker(
+                    WorkerStatus(record.worker_id, record.version, "failed", False, reason=reason)
+                )
+            address = f"{LOOPBACK}:{record.port}"
             status = WorkerStatus(record.worker_id, record.version, "running", ready)
             return Worker(status, address, f"http://{address}")
         if record.stopped:
@@ -160,6 +183,10 @@ class ProcessRuntime:
 
     def public_url(self, record: AppRecord) -> str | None:
         return self.proxy.url(record)
+
+    def internal_url(self, name: str) -> str | None:
+        """None: other apps reach a worker at its own address."""
+        return None
 
     def unexpose(self, record: AppRecord) -> None:
         self.proxy.stop(record)

@@ -2,8 +2,9 @@
 
 Per app, `<data dir>/deployer/process/workers/<app>/` holds for each worker `<id>.json` (the
 record below), `<id>.log` (stdout and stderr of its current execution), `<id>.log.previous`
-(of the execution before) and `<id>.exit` (the command's exit code, once it ended). Changes
-happen under an exclusive `flock` per app, so concurrent starts and stops do not interleave.
+(of the execution before) and `<id>.exit` (the command's exit code, once it ended), all
+owner-only (`deployer.statedirs`): logs hold whatever the app prints. Changes happen under an
+exclusive `flock` per app, so concurrent starts and stops do not interleave.
 """
 
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from stagekit.dirs import data_dir
+from deployer.statedirs import private_dir, private_file, state_dir
 from stagekit.files import exclusive, write_atomic
 
 
@@ -37,7 +38,7 @@ class WorkerStore:
     """The worker records and files of every app of the process runtime on this machine."""
 
     def __init__(self) -> None:
-        self.root = data_dir() / "deployer" / "process" / "workers"
+        self.root = state_dir("process", "workers")
 
     def _dir(self, app: str) -> Path:
         return self.root / app
@@ -64,14 +65,15 @@ class WorkerStore:
 
     def new_execution(self, app: str, worker_id: str) -> tuple[Path, Path]:
         """The log and exit-code files for launching the worker (again): the last
-        execution's log becomes the previous one, its exit code is dropped."""
+        execution's log becomes the previous one, its exit code is dropped. Both files exist
+        (empty, owner-only) when this returns, so the worker's shell only appends to them."""
+        private_dir(self._dir(app))
         log = self.log(app, worker_id)
-        log.parent.mkdir(parents=True, exist_ok=True)
         if log.exists():
             log.replace(self.log(app, worker_id, previous=True))
         exit_file = self._path(app, worker_id, ".exit")
         exit_file.unlink(missing_ok=True)
-        return log, exit_file
+        return private_file(log), private_file(exit_file)
 
     def exit_code(self, record: WorkerRecord) -> int | None:
         """The code the worker's command exited with; None while it runs or if it was killed."""
