@@ -86,15 +86,26 @@ def refuse_unsupported(config: AppConfig) -> None:
     refuse(config, "docker", extra)
 
 
-def _phase(state: Mapping[str, Any]) -> tuple[Phase, str | None]:
-    """Container state → readiness phase: a server restarting after an exit is crash-looping."""
+_CRASHES_FOR_A_LOOP = 2
+"""Exits before a restarting container counts as crash-looping."""
+
+
+def _phase(state: Mapping[str, Any], restarts: int) -> tuple[Phase, str | None]:
+    """Container state → readiness phase: a server that exited again after being restarted
+    is crash-looping (as Kubernetes' CrashLoopBackOff: crashed, restarted, crashed again). The
+    engine marks a container `restarting` from its first exit on; until it has been
+    restarted once (RestartCount counts restarts begun, so 1 after the first exit) the first
+    exit may still be a slow start's, so it is `pending`."""
     status = state.get("Status", "")
     if status == "running":
         return "running", None
     if status == "created":
         return "pending", "container is created"
     if status == "restarting":
-        return "crashloop", f"command exited with code {state.get('ExitCode')}, restarting"
+        exited = f"command exited with code {state.get('ExitCode')}"
+        if restarts < _CRASHES_FOR_A_LOOP:
+            return "pending", f"{exited}, restarting"
+        return "crashloop", f"{exited} {restarts} times, restarting"
     if status == "exited":
         return "terminated", f"container stopped (exit code {state.get('ExitCode')})"
     if status == "removing":
@@ -230,7 +241,8 @@ class DockerRuntime:
         labels = container.labels
         port = int(labels.get(PORT_LABEL, "0"))
         state = container.attrs["State"]
-        phase, reason = _phase(state)
+        restarts = int(container.attrs.get("RestartCount", 0))
+        phase, reason = _phase(state, restarts)
         ip = (container.attrs.get("NetworkSettings") or {}).get("IPAddress") or None
         bindings = (container.attrs["HostConfig"].get("PortBindings") or {}).get(f"{port}/tcp")
         host_port = next((b["HostPort"] for b in bindings or () if b.get("HostPort")), None)
@@ -243,7 +255,7 @@ class DockerRuntime:
                 # the probe reaches the container itself: docker-proxy accepts on the host
                 # port even while nothing listens inside
                 ready=running and ip is not None and _port_open(ip, port),
-                restarts=int(container.attrs.get("RestartCount", 0)),
+                restarts=restarts,
                 reason=reason,
             ),
             address=f"127.0.0.1:{host_port}" if running and host_port else None,
