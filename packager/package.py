@@ -17,6 +17,7 @@ from packager.spool import MemberSpool
 from packager.stores import open_store
 from packager.tarball import Entry, write_tarball
 from packager.walk import SourceFile, WalkReport, walk_root
+from reprotar import END_OF_ARCHIVE, file_entry_size
 from stagekit.progress import ProgressCallback, Reporter
 
 _OPTIONS = {"store", "max_bytes", "excludes", "progress", "cache_dir"}
@@ -72,7 +73,8 @@ def _merge(roots: list[Path], per_root: list[list[tuple[SourceFile, str]]]) -> l
 
 
 def _check_size(entries: list[Entry], limit: int, reporter: Reporter) -> None:
-    total = sum(entry.size for entry in entries)
+    """The limit counts the whole uncompressed tar stream, as fetch_code does when it unpacks."""
+    total = len(END_OF_ARCHIVE) + sum(file_entry_size(e.relative, e.size) for e in entries)
     if total <= config.WARN_BYTES and total <= limit:
         return
     largest = sorted(entries, key=lambda entry: entry.size, reverse=True)[:10]
