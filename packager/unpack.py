@@ -91,13 +91,13 @@ class _Stream:
 
     def _within_limit(self, end: int) -> None:
         if end > self.limit:
-            raise BadPackage(too_large(self.limit))
+            raise BadPackage(_too_large(self.limit))
 
     def close(self) -> None:
         self._gzip.close()
 
 
-def too_large(limit: int) -> str:
+def _too_large(limit: int) -> str:
     return (
         f"is larger than {limit} bytes uncompressed (BAKERY_CODE_MAX_BYTES); raise the limit "
         "only if you trust the package"
@@ -189,7 +189,7 @@ def _check(member: tarfile.TarInfo, limit: int) -> str:
         raise BadPackage(f"holds a sparse file ({member.name!r}), which package_code never writes")
     relative = _safe_relative(member.name)
     if member.offset_data + member.size > limit:
-        raise BadPackage(too_large(limit))
+        raise BadPackage(_too_large(limit))
     return relative
 
 

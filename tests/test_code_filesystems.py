@@ -121,3 +121,15 @@ def test_an_object_url_naming_a_directory_or_fifo_is_explained(tmp_path, kind):
     with pytest.raises(CodePackagingException, match="is not a code package file"):
         fetch_code(path.as_uri(), key, tmp_path / "dest")
     assert sorted(entry.name for entry in tmp_path.iterdir()) == ["store"]
+
+
+@needs_root
+def test_fetch_from_s3_onto_a_full_filesystem(tmp_path, s3_bucket):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "data.txt").write_bytes(os.urandom(2 * 1024 * 1024))
+    package = package_code([str(src)], store=f"s3://{s3_bucket}/code")
+    with tmpfs(tmp_path / "small") as small:
+        with pytest.raises(CodePackagingException, match=r"No space left.*filesystem is full"):
+            fetch_code(package.url, package.key, small / "code")
+        assert contents(small) == []
