@@ -23,5 +23,6 @@ def local_failure(error: OSError, doing: str) -> CodePackagingException:
     """`error` raised while `doing` something on this machine's filesystem, as a message
     that names the real cause (disk full, read-only, ...) and what to do about it."""
     reason = error.strerror or str(error)
+    where = f" ({error.filename})" if error.filename else ""
     hint = _HINTS.get(error.errno, "check the path and the filesystem")
-    return CodePackagingException(f"cannot {doing}: {reason}; {hint}")
+    return CodePackagingException(f"cannot {doing}: {reason}{where}; {hint}")

@@ -127,12 +127,9 @@ def package_code(
 
     on_hashed = reporter.meter("hash", total_bytes)
     workdir = cache_root / "packages" / _cache_name(roots)
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise local_failure(error, f"create the cache directory {workdir}") from None
     spool = MemberSpool(workdir / f".spool-{uuid.uuid4().hex}.members")
     try:
+        workdir.mkdir(parents=True, exist_ok=True)
         per_root = []
         for root, files in zip(roots, walked, strict=True):
             cache = StatCache(cache_root / "stat" / f"{_cache_name([root])}.marshal")
@@ -161,6 +158,8 @@ def package_code(
             tarball = _build(entries, key, workdir, spool.path, reporter)
             reporter.info(f"Uploading {tarball.stat().st_size / 1e6:.1f} MB to {url}")
             store.put(key, tarball)
+    except OSError as error:  # the cache's filesystem, or a source file that cannot be read
+        raise local_failure(error, f"package {', '.join(map(str, roots))}") from None
     finally:
         spool.discard()
     reporter.info(f"Packaged {len(entries)} files as {key}")

@@ -133,3 +133,12 @@ def test_fetch_from_s3_onto_a_full_filesystem(tmp_path, s3_bucket):
         with pytest.raises(CodePackagingException, match=r"No space left.*filesystem is full"):
             fetch_code(package.url, package.key, small / "code")
         assert contents(small) == []
+
+
+@needs_root
+def test_package_with_a_full_cache_is_explained(tmp_path, monkeypatch):
+    with tmpfs(tmp_path / "cache") as cache:
+        monkeypatch.setenv("BAKERY_CACHE_DIR", str(cache))
+        with pytest.raises(CodePackagingException, match=r"cannot package.*filesystem is full"):
+            package_of(tmp_path, os.urandom(2 * 1024 * 1024))
+        assert not [path for path in cache.rglob("*") if path.is_file() and path.stat().st_size]
