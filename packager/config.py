@@ -2,6 +2,7 @@
 
 import os
 
+from packager.errors import CodePackagingException
 from stagekit.dirs import cache_dir, data_dir
 
 __all__ = ["cache_dir", "code_store_url", "max_package_bytes"]
@@ -25,5 +26,16 @@ def code_store_url() -> str:
 
 
 def max_package_bytes() -> int:
-    """Hard limit on a package's uncompressed size: `BAKERY_CODE_MAX_BYTES`, default 1 GB."""
-    return int(os.environ.get("BAKERY_CODE_MAX_BYTES") or 1000 * 1000 * 1000)
+    """Hard limit on a package's uncompressed (tar) size, when packaging and when fetching:
+    `BAKERY_CODE_MAX_BYTES`, default 1 GB."""
+    value = os.environ.get("BAKERY_CODE_MAX_BYTES") or "1000000000"
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        raise CodePackagingException(
+            f"BAKERY_CODE_MAX_BYTES={value!r} is not a positive number of bytes; "
+            "set e.g. 2000000000"
+        )
+    return limit

@@ -10,9 +10,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pathspec import GitIgnoreSpec
+from pathspec.patterns.gitignore import GitIgnorePatternError
+from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
 IGNORE_FILES = (".gitignore", ".bakeryignore")
 """Read in every directory, in this order: .bakeryignore has the last word."""
+
+
+def _pattern(line: str) -> GitIgnoreSpecPattern:
+    """One line as git reads it: a pattern pathspec refuses (a lone `!` or `\\`, a trailing
+    backslash) matches nothing in git, so it becomes a blank line instead of an error."""
+    try:
+        return GitIgnoreSpecPattern(line)
+    except GitIgnorePatternError:
+        return GitIgnoreSpecPattern("")
+
+
+def _spec(lines: Sequence[str]) -> GitIgnoreSpec:
+    return GitIgnoreSpec.from_lines(lines, _pattern)
 
 
 @dataclass(frozen=True)
@@ -27,10 +42,8 @@ class _RuleFile:
         """Directory-only patterns (`build/`) never match a file in git: a file below an
         excluded directory is never reached, because the walk prunes the directory."""
         file_lines = [line for line in lines if not line.rstrip().endswith("/")]
-        file_spec = GitIgnoreSpec.from_lines(file_lines)
-        return cls(
-            base, GitIgnoreSpec.from_lines(lines), file_spec if file_spec.patterns else None, origin
-        )
+        file_spec = _spec(file_lines)
+        return cls(base, _spec(lines), file_spec if file_spec.patterns else None, origin)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 import blake3
 
 from packager import config
-from packager.errors import CodePackagingException
+from packager.errors import CodePackagingException, local_failure
 from packager.hashing import StatCache, digest_files, package_key
 from packager.members import index_path
 from packager.model import PackagedCode
@@ -17,6 +17,8 @@ from packager.spool import MemberSpool
 from packager.stores import open_store
 from packager.tarball import Entry, write_tarball
 from packager.walk import SourceFile, WalkReport, walk_root
+from reprotar import END_OF_ARCHIVE, file_entry_size
+from stagekit.files import exclusive
 from stagekit.progress import ProgressCallback, Reporter
 
 _OPTIONS = {"store", "max_bytes", "excludes", "progress", "cache_dir"}
@@ -72,7 +74,8 @@ def _merge(roots: list[Path], per_root: list[list[tuple[SourceFile, str]]]) -> l
 
 
 def _check_size(entries: list[Entry], limit: int, reporter: Reporter) -> None:
-    total = sum(entry.size for entry in entries)
+    """The limit counts the whole uncompressed tar stream, as fetch_code does when it unpacks."""
+    total = len(END_OF_ARCHIVE) + sum(file_entry_size(e.relative, e.size) for e in entries)
     if total <= config.WARN_BYTES and total <= limit:
         return
     largest = sorted(entries, key=lambda entry: entry.size, reverse=True)[:10]
@@ -124,9 +127,9 @@ def package_code(
 
     on_hashed = reporter.meter("hash", total_bytes)
     workdir = cache_root / "packages" / _cache_name(roots)
-    workdir.mkdir(parents=True, exist_ok=True)
     spool = MemberSpool(workdir / f".spool-{uuid.uuid4().hex}.members")
     try:
+        workdir.mkdir(parents=True, exist_ok=True)
         per_root = []
         for root, files in zip(roots, walked, strict=True):
             cache = StatCache(cache_root / "stat" / f"{_cache_name([root])}.marshal")
@@ -146,23 +149,30 @@ def package_code(
 
         key = package_key(entry.identity for entry in entries)
         url = store.url(key)
-        if store.exists(key):
-            reporter.info(f"Package {key} is already stored at {url}")
-            return PackagedCode(url, key)
-        tarball = _build(entries, key, workdir, spool.path, reporter)
+        # One build at a time per tree: a build reads the previous tarball and removes it
+        # when done, which a concurrent build of the same tree must not see half-way.
+        with exclusive(workdir / ".lock"):
+            if store.exists(key):
+                reporter.info(f"Package {key} is already stored at {url}")
+                return PackagedCode(url, key)
+            tarball = _build(entries, key, workdir, spool.path, reporter)
+            reporter.info(f"Uploading {tarball.stat().st_size / 1e6:.1f} MB to {url}")
+            store.put(key, tarball)
+    except OSError as error:  # the cache's filesystem, or a source file that cannot be read
+        raise local_failure(error, f"package {', '.join(map(str, roots))}") from None
     finally:
         spool.discard()
-    reporter.info(f"Uploading {tarball.stat().st_size / 1e6:.1f} MB to {url}")
-    store.put(key, tarball)
     reporter.info(f"Packaged {len(entries)} files as {key}")
     return PackagedCode(url, key)
 
 
 def _build(entries: list[Entry], key: str, workdir: Path, spool: Path, reporter: Reporter) -> Path:
     """Write the tarball for `entries` into `workdir`, copying members from the previous
-    tarball there and from the spool; older tarballs are removed once this one exists."""
+    tarball there and from the spool; older tarballs (and a killed build's hidden temporary
+    ones) are removed once this one exists. The caller holds the workdir's lock."""
     target = workdir / f"{key}.tar.gz"
-    older = sorted(workdir.glob("*.tar.gz"), key=lambda path: path.stat().st_mtime_ns)
+    archives = sorted(workdir.glob("*.tar.gz"), key=lambda path: path.stat().st_mtime_ns)
+    older = [path for path in archives if not path.name.startswith(".")]
     temporary = workdir / f".{uuid.uuid4().hex}.tar.gz"
     on_bytes = reporter.meter("tar", sum(entry.size for entry in entries))
     try:
@@ -170,12 +180,12 @@ def _build(entries: list[Entry], key: str, workdir: Path, spool: Path, reporter:
         os.replace(index_path(temporary), index_path(target))
         os.replace(temporary, target)
     except OSError as error:
-        raise CodePackagingException(f"cannot write the tarball in {workdir}: {error}") from None
+        raise local_failure(error, f"write the tarball in {workdir}") from None
     finally:
         temporary.unlink(missing_ok=True)
         index_path(temporary).unlink(missing_ok=True)
     reporter.info(f"Wrote tarball: {reused} files copied as compressed, {compressed} compressed")
-    for stale in older:
+    for stale in archives:
         if stale != target:
             stale.unlink(missing_ok=True)
             index_path(stale).unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from reprotar.gzip import COMPRESSION_LEVEL, gzip_member, gzip_members
 from reprotar.tar import (
     END_OF_ARCHIVE,
     directory_header,
+    file_entry_size,
     file_header,
     hardlink_header,
     padding,
@@ -21,6 +22,7 @@ __all__ = [
     "END_OF_ARCHIVE",
     "ZSTD_LEVEL",
     "directory_header",
+    "file_entry_size",
     "file_header",
     "gzip_member",
     "gzip_members",

@@ -35,14 +35,25 @@ def _plain_ustar(name: bytes, size: int, mode: int) -> bytes:
     return head[:148] + b"%06o\0 " % sum(head) + head[156:]
 
 
+def _fits_plain_ustar(path: str, size: int) -> bool:
+    return len(path) <= 100 and path.isascii() and size < _MAX_USTAR_SIZE
+
+
 def file_header(path: str, size: int, mode: int, *, uid: int = 0, gid: int = 0) -> bytes:
     """Header of a regular file `path` (relative, '/'-separated) of `size` bytes."""
-    if uid == gid == 0 and len(path) <= 100 and path.isascii() and size < _MAX_USTAR_SIZE:
+    if uid == gid == 0 and _fits_plain_ustar(path, size):
         return _plain_ustar(path.encode("ascii"), size, mode)
     info = tarfile.TarInfo(path)
     info.size = size
     info.mode = mode
     return _header(info, uid, gid)
+
+
+def file_entry_size(path: str, size: int) -> int:
+    """Uncompressed bytes of the whole entry `file_header` starts (header, data, padding),
+    without building the header in the common case: a size limit counts every file."""
+    header = BLOCK if _fits_plain_ustar(path, size) else len(file_header(path, size, 0o644))
+    return header + size + -size % BLOCK
 
 
 def directory_header(path: str, mode: int = 0o755, *, uid: int = 0, gid: int = 0) -> bytes:

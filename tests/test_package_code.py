@@ -5,6 +5,7 @@ import hashlib
 import os
 import shutil
 import socket
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -391,3 +392,24 @@ def test_hash_of_tarball_is_stable_across_runs(app_tree, tmp_path):
         digests.add(hashlib.sha256(Path(package.url[7:]).read_bytes()).hexdigest())
         shutil.rmtree(tmp_path / f"c{run}")
     assert len(digests) == 1
+
+
+def test_gitignore_lines_git_cannot_use_match_nothing_as_in_git(tmp_path, store):
+    """A lone `!` or `\\`, or a trailing backslash: git accepts the file and the line matches
+    nothing. The expected selection is git's own (`git ls-files --others --exclude-standard`)."""
+    root = tmp_path / "app"
+    write(root, ".gitignore", "!\n\\\n!\\\nfoo.py\\\nignored.py\n")
+    for name in ("app.py", "ignored.py", "foo.py", "!", "\\"):
+        write(root, name)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    listed = subprocess.run(
+        ["git", "-C", str(root), "ls-files", "--others", "--exclude-standard", "-z"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\0")
+    expected = sorted(name for name in listed if name and name != ".gitignore")
+
+    package = package_code([str(root)], suffixes=[".py", "!", "\\"], store=store)
+
+    assert packaged_paths(package) == expected == ["!", "\\", "app.py", "foo.py"]

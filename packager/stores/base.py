@@ -6,7 +6,7 @@ so `fetch_code(url, key, dest)` needs nothing but the URL to find it again.
 
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from packager.errors import CodePackagingException
 
@@ -28,19 +28,25 @@ class CodeStore(Protocol):
         ...
 
     def put(self, key: str, tarball: Path) -> None:
-        """Store the file `tarball` under `key`, atomically."""
+        """Store the file `tarball` under `key`, atomically: a failed write leaves nothing."""
         ...
 
     def download(self, url: str, target: Path) -> None:
-        """Copy the object at `url` (one of this store's URLs) into the file `target`."""
+        """Copy the object at `url` (one of this store's URLs) into the new file `target`.
+
+        A missing, unreadable or wrong kind of object is a CodePackagingException; an OSError
+        means writing `target` failed."""
         ...
 
 
 def split_url(url: str) -> tuple[str, str]:
-    """(scheme, rest) of a store or object URL; a bare path is a local directory."""
+    """(scheme, rest) of a store or object URL; a bare path is a local directory, taken as
+    it is, while a file:// URL's path is percent-decoded (`Path.as_uri` encodes it)."""
     parts = urlsplit(url)
-    if parts.scheme in ("", "file"):
-        return "file", parts.path if parts.scheme else url
+    if parts.scheme == "":
+        return "file", url
+    if parts.scheme == "file":
+        return "file", unquote(parts.path, errors="surrogateescape")
     if parts.scheme == "s3":
         return "s3", parts.netloc + parts.path
     raise CodePackagingException(
