@@ -5,8 +5,9 @@ from pathlib import Path
 
 from deployer.config import AppConfig
 from deployer.exceptions import AppConfigError
-from packager import PackagedCode
+from packager.errors import CodePackagingException
 from packager.fetch import fetch_code
+from packager.model import PackagedCode
 from stagekit.dirs import cache_dir
 
 
@@ -14,9 +15,18 @@ def local_code(name: str, version: str, package: PackagedCode) -> Path:
     """The directory holding `version`'s code; fetched and verified on first use, never
     trusted blindly."""
     code = cache_dir() / "deployer" / name / version / "code"
-    if code.is_dir() and any(code.iterdir()):
+    if _filled(code):
         return code  # fetch_code renames into place only after verifying every file
-    return fetch_code(package.url, package.key, code)
+    try:
+        return fetch_code(package.url, package.key, code)
+    except CodePackagingException:
+        if _filled(code):
+            return code  # a concurrent fetch of the same package finished first
+        raise
+
+
+def _filled(directory: Path) -> bool:
+    return directory.is_dir() and any(directory.iterdir())
 
 
 def refuse(config: AppConfig, runtime: str, extra: list[str]) -> None:
