@@ -1,0 +1,56 @@
+"""Cancellation and deadlines for long work: one token checked where work can stop.
+
+A caller (a service whose client went away, a CLI on Ctrl-C, a deadline) cancels a token;
+the stage's threads call `check()` between units of work and stop with `Cancelled`.
+Stages write their results atomically (temp + rename, tag written last), so work that stops
+at a check leaves no partial cache entry, blob or tag behind.
+"""
+
+import threading
+import time
+
+from stagekit.errors import ErrorKind
+
+
+class Cancelled(Exception):
+    """The work was cancelled or ran past its deadline; `kind` says which."""
+
+    def __init__(self, message: str, kind: ErrorKind) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+
+
+class CancelToken:
+    """Cancelled by `cancel()`, or by itself once `deadline` (a `time.monotonic()` value)
+    has passed."""
+
+    def __init__(self, deadline: float | None = None) -> None:
+        self.deadline = deadline
+        self._cancelled = threading.Event()
+        self._reason = ""
+
+    @classmethod
+    def after(cls, seconds: float | None) -> "CancelToken":
+        """A token whose deadline is `seconds` from now (None: no deadline)."""
+        return cls(None if seconds is None else time.monotonic() + seconds)
+
+    def cancel(self, reason: str = "cancelled by the caller") -> None:
+        self._reason = reason
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set() or self._expired()
+
+    def check(self) -> None:
+        """Raise `Cancelled` if the work should stop here."""
+        if self._cancelled.is_set():
+            raise Cancelled(self._reason, ErrorKind.CANCELLED)
+        if self._expired():
+            raise Cancelled(
+                "the deadline passed before the work finished", ErrorKind.DEADLINE_EXCEEDED
+            )
+
+    def _expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
