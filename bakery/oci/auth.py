@@ -169,7 +169,7 @@ class RegistryAuth(httpx.Auth):
         yield request
 
     def _token_request(self, params: dict[str, str]) -> httpx.Request:
-        query: list[tuple[str, str]] = []
+        query: list[tuple[str, str | int | float | bool | None]] = []
         if "service" in params:
             query.append(("service", params["service"]))
         query += [("scope", scope) for scope in params.get("scope", "").split() if scope]

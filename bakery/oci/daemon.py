@@ -20,13 +20,14 @@ import json
 import os
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 from bakery.oci.cache import BlobCache
 from bakery.oci.errors import DaemonError
 from bakery.oci.model import OCI_LAYER, Image, Manifest, sha256_digest
 from bakery.oci.publish import Found
+from bakery.oci.reference import Reference
 from reprotar import END_OF_ARCHIVE, file_header, padding
 from stagekit.files import write_atomic
 
@@ -83,10 +84,10 @@ class DockerEngine:
             except ImageNotFound:
                 return None
 
-    def save(self, image_id: str) -> IO[bytes]:
+    def save(self, image_id: str) -> io.BufferedReader:
         """The engine's export of an image (`docker save`), as a readable stream."""
         with self._errors(f"export {image_id}"):
-            return _Stream(self.api.get_image(image_id, chunk_size=_CHUNK))
+            return io.BufferedReader(_Stream(self.api.get_image(image_id, chunk_size=_CHUNK)))
 
     def _errors(self, what: str) -> _EngineErrors:
         return _EngineErrors(self.host, what)
@@ -182,14 +183,13 @@ class DaemonPublisher:
 class EngineReader:
     """An image in the local Docker Engine, named by its ID (`bake_image(target="daemon")`)."""
 
-    repository = None
-
     def __init__(self, image_id: str, cache: BlobCache | None) -> None:
         self.reference = image_id
+        self.repository: Reference | None = None
         self.cache = cache
         self._publisher = DaemonPublisher()
 
-    def __enter__(self) -> EngineReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -258,7 +258,7 @@ def _ids(manifest_data: bytes) -> tuple[str, str]:
     return json.loads(manifest_data)["config"]["digest"], sha256_digest(manifest_data)
 
 
-def _keep_from_export(export: IO[bytes], wanted: Collection[str], cache: BlobCache) -> None:
+def _keep_from_export(export: io.BufferedReader, wanted: Collection[str], cache: BlobCache) -> None:
     """Read an engine export through once; files whose sha256 is `wanted` go into `cache`."""
     import tarfile
 

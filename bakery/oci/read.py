@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from bakery.oci.cache import BlobCache
 from bakery.oci.errors import LayoutError, OciError
@@ -39,8 +39,10 @@ class ImageReader(Protocol):
     """One image reference, opened for reading."""
 
     reference: str
-    repository: Reference | None
-    """The registry repository holding the image's blobs; None for a layout."""
+
+    @property
+    def repository(self) -> Reference | None:
+        """The registry repository holding the image's blobs; None for a layout or engine."""
 
     def manifest(self, platform: str | None) -> Manifest:
         """The reference's manifest; an index is resolved to `platform` (None keeps it)."""
@@ -59,7 +61,7 @@ class ImageReader(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> ImageReader: ...
+    def __enter__(self) -> Self: ...
 
     def __exit__(
         self,
@@ -83,8 +85,8 @@ def open_image(reference: str, cache: BlobCache | None = None) -> ImageReader:
 class _Closing:
     """What the registry and layout readers share: published layers are fetched as they are."""
 
-    def __enter__(self) -> ImageReader:
-        return self  # type: ignore[return-value]  # subclasses implement the protocol
+    def __enter__(self) -> Self:
+        return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
@@ -109,7 +111,7 @@ class RegistryReader(_Closing):
 
         self.reference = reference
         self.ref = Reference.parse(reference)
-        self.repository = Reference(self.ref.registry, self.ref.repository)
+        self.repository: Reference | None = Reference(self.ref.registry, self.ref.repository)
         self._client: RegistryClient = RegistryClient(self.ref, cache=cache)
 
     def manifest(self, platform: str | None) -> Manifest:
@@ -128,10 +130,9 @@ class RegistryReader(_Closing):
 class LayoutReader(_Closing):
     """An image in an OCI image-layout directory: plain files, read and verified."""
 
-    repository = None
-
     def __init__(self, reference: str, cache: BlobCache | None) -> None:
         self.reference = reference
+        self.repository: Reference | None = None
         self.directory, self.tag, self.digest = parse_layout(reference)
         self.cache = cache
 
