@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from bakery.errors import quoted
 from bakery.oci.errors import LayoutError
 from bakery.oci.layout import LAYOUT_SCHEME
 from bakery.oci.reference import DIGEST, Reference
@@ -42,7 +43,9 @@ def _parse_layout(location: str) -> BaseSource:
     if "@" in location:
         directory, digest = location.rsplit("@", 1)
         if not DIGEST.fullmatch(digest):
-            raise LayoutError(f"invalid digest {digest!r} in {LAYOUT_SCHEME}{location}")
+            raise LayoutError(
+                f"invalid digest {quoted(digest)} in {quoted(LAYOUT_SCHEME + location)}"
+            )
         return BaseSource(Path(directory), None, None, digest)
     directory, colon, tag = location.rpartition(":")
     if colon and "/" not in tag and not Path(location).is_dir():
