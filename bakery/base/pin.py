@@ -13,6 +13,7 @@ from pathlib import Path
 from bakery.base.load import layout_digest
 from bakery.base.model import PythonInfo
 from bakery.base.source import BaseSource, parse_base
+from bakery.errors import room_in
 from bakery.oci.registry import RegistryClient
 from stagekit.files import write_atomic
 
@@ -70,4 +71,5 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_json(path: Path, value: dict) -> None:
-    write_atomic(path, json.dumps(value, sort_keys=True).encode())
+    with room_in(path.parent, "BAKERY_CACHE_DIR"):
+        write_atomic(path, json.dumps(value, sort_keys=True).encode())
