@@ -552,6 +552,8 @@ def _normalize(text: str, what: str = "requirement") -> str:
     """One spelling per requirement: canonical name, sorted extras, normalized specifier;
     and nothing in it that could break uv's one-requirement-a-line input."""
     requirement = parse_requirement(one_line(text, what, tabs=True), what)
+    if any(not specifier.version for specifier in requirement.specifier):
+        raise ImageBakingException(f"Invalid {what}: '===' needs a version after it.")
     requirement.name = canonicalize_name(requirement.name)
     requirement.extras = {canonicalize_name(e) for e in requirement.extras}
     normalized = one_line(str(requirement), what)

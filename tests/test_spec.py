@@ -54,6 +54,7 @@ def test_python_patch_version_is_dropped() -> None:
         ({"pypi": {"flask>=2": ""}}, "must be a package name"),
         ({"pypi": {"not a name!": ""}}, "Invalid package name"),
         ({"pypi": {"six": "; python_version >>> '3'"}}, "Invalid requirement"),
+        ({"pypi": {"six": "==="}}, "'===' needs a version"),
         ({"pypi": {}}, "no requirements"),
         ({"requirements_file": "missing.txt"}, "missing.txt does not exist"),
         ({"pyproject_toml": "missing.toml"}, "missing.toml does not exist"),
