@@ -24,10 +24,9 @@ import json
 import os
 import ssl
 from collections.abc import Callable, Iterator
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import httpx
-import stamina
 
 from bakery.oci.auth import Credentials, RegistryAuth, load_credentials
 from bakery.oci.cache import BlobCache
@@ -69,10 +68,15 @@ def _backoff(error: Exception) -> bool | float:
     return True if error.retry_after is None else error.retry_after
 
 
-_RETRYING = stamina.RetryingCaller(
-    attempts=ATTEMPTS, timeout=None, wait_initial=0.25, wait_max=8.0, wait_jitter=0.5
-).on(_backoff)
-"""Backoff 0.25 s, 0.5 s, 1 s, 2 s (+ up to 0.5 s jitter each): about 4-6 s before giving up."""
+@functools.cache
+def _retrying_caller() -> Callable[[Callable[[], Any]], Any]:
+    """Backoff 0.25 s, 0.5 s, 1 s, 2 s (+ up to 0.5 s jitter each): about 4-6 s before giving
+    up. stamina (and tenacity) load on first use: ~25 ms that a cache hit on a layout skips."""
+    import stamina
+
+    return stamina.RetryingCaller(
+        attempts=ATTEMPTS, timeout=None, wait_initial=0.25, wait_max=8.0, wait_jitter=0.5
+    ).on(_backoff)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -87,6 +91,8 @@ def _retry_after(response: httpx.Response) -> float | None:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
+        if when.tzinfo is None:  # "-0000": UTC, says RFC 5322
+            when = when.replace(tzinfo=datetime.UTC)
         seconds = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
     return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
 
@@ -305,7 +311,7 @@ class RegistryClient:
     def _retrying(self, attempt: Callable[[], _T]) -> _T:
         """`attempt()`, tried again after a transient failure, at most ATTEMPTS times."""
         try:
-            return _RETRYING(attempt)
+            return _retrying_caller()(attempt)
         except _Transient as exc:
             raise RegistryError(f"{exc.message} (gave up after {ATTEMPTS} attempts)") from exc
 
