@@ -21,6 +21,7 @@ import email.utils
 import functools
 import ipaddress
 import json
+import math
 import os
 import ssl
 from collections.abc import Callable, Iterator
@@ -94,7 +95,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         if when.tzinfo is None:  # "-0000": UTC, says RFC 5322
             when = when.replace(tzinfo=datetime.UTC)
         seconds = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
-    return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER) if not math.isnan(seconds) else None
 
 
 def is_insecure(registry: str) -> bool:
