@@ -397,3 +397,24 @@ def test_every_bad_input_is_a_short_image_baking_exception_before_any_io(listene
 def test_the_fuzz_ran_enough_examples():
     """Hypothesis could stop early (e.g. if the strategies were too narrow): it must not."""
     assert len(seen) >= 500
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"python": "3.11\n"},
+        {"platform": "linux/amd64\n"},
+        {"base_image": "oci-layout:///srv/images\n:base"},
+        {"base_image": "127.0.0.1:5000/base/debian:12\n"},
+        {"cache_name": "team\n"},
+        {"registry": "127.0.0.1:5000/baked\n", "target": "registry"},
+        {"compression": "gzip\n"},
+        {"target": "layout\n"},
+        {"base_image": ""},
+        {"python": ""},
+        {"platform": ""},
+        {"force": "false"},
+    ],
+)
+def test_option_strings_with_line_breaks_or_empty_are_refused(listener, option):
+    check_refused(listener, Case({"pypi": {"six": ""}, **option}))
