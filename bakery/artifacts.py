@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from bakery.errors import ImageBakingException
+from bakery.errors import ImageBakingException, room_in
 from bakery.lock import LockedPackage
 
 Progress = Callable[[int, int], None]
@@ -53,7 +53,8 @@ def fetch_artifacts(
     ready = on_ready or (lambda _index, _path: None)
     paths = [artifact_path(cache, p.sha256) for p in packages]
     if paths:
-        paths[0].parent.mkdir(parents=True, exist_ok=True)
+        with room_in(cache, "BAKERY_CACHE_DIR"):
+            paths[0].parent.mkdir(parents=True, exist_ok=True)
     meter = _Meter(sum(p.size or 0 for p in packages), progress)
     missing = []
     for index, (package, path) in enumerate(zip(packages, paths, strict=True)):
@@ -96,6 +97,11 @@ class _Meter:
 
 
 def _download(client: httpx.Client, package: LockedPackage, path: Path, meter: _Meter) -> None:
+    with room_in(path.parent, "BAKERY_CACHE_DIR"):
+        _download_to(client, package, path, meter)
+
+
+def _download_to(client: httpx.Client, package: LockedPackage, path: Path, meter: _Meter) -> None:
     digest = hashlib.sha256()
     fd, partial = tempfile.mkstemp(prefix=".partial-", dir=path.parent)
     try:

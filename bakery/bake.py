@@ -17,7 +17,7 @@ from bakery.base.load import fetch_base_layers, load_base
 from bakery.base.model import BaseImage, PythonInfo
 from bakery.base.pin import BasePins
 from bakery.base.source import BaseSource, parse_base
-from bakery.errors import ImageBakingException
+from bakery.errors import ImageBakingException, quoted, shorten
 from bakery.image import assemble
 from bakery.layers.budget import LAYER_BUDGET, fit_budget
 from bakery.layers.bytecode import Compiler, NoCompiler, find_compiler
@@ -30,7 +30,7 @@ from bakery.oci.cache import BlobCache
 from bakery.oci.model import Image
 from bakery.oci.publish import Publisher
 from bakery.oci.remote import RegistryPublisher
-from bakery.spec import DEFAULT_PYTHON, Spec, make_spec
+from bakery.spec import DEFAULT_PYTHON, Spec, make_spec, one_line
 from bakery.targets import open_target
 from stagekit.progress import Reporter
 
@@ -63,28 +63,17 @@ def bake_image(
     if the spec's image exists), `compression` ("gzip", the default, or "zstd": smaller and
     faster, but Docker 20.10 cannot pull it), `progress` (callback (stage, done, total)).
     """
-    if conda is not None:
-        raise ImageBakingException(
-            "conda specs are not supported yet; use pypi=, requirements_file= or pyproject_toml="
-        )
-    unknown = set(options) - _OPTIONS
-    if unknown:
-        raise ImageBakingException(
-            f"unknown option(s) {sorted(unknown)}; known options: {sorted(_OPTIONS)}"
-        )
-    reporter = Reporter("bakery.bake", logger, options.get("progress"))
-    platform = options.get("platform") or config.platform()
-    inputs: dict[str, Any] = {
+    inputs = _validated_inputs(conda, options, python=python, base_image=base_image, logger=logger)
+    inputs |= {
         "pypi": pypi,
         "requirements_file": requirements_file,
         "pyproject_toml": pyproject_toml,
-        "platform": platform,
         "cache_name": cache_name,
-        "compression": options.get("compression") or "gzip",
         "source_date_epoch": config.source_date_epoch(),
     }
     # Bad input fails here, before any base image or registry is touched.
     make_spec(**inputs, base_image_digest=_UNPINNED, python=python or DEFAULT_PYTHON)
+    reporter = Reporter("bakery.bake", logger, options.get("progress"))
     uploads = _UploadMeter(reporter)
     publisher = open_target(options.get("target"), options.get("registry"), uploads.on_step)
     with contextlib.closing(publisher):
@@ -97,6 +86,60 @@ def bake_image(
             reporter=reporter,
             uploads=uploads,
         )
+
+
+def _validated_inputs(
+    conda: object, options: dict[str, Any], *, python: object, base_image: object, logger: object
+) -> dict[str, Any]:
+    """The target inputs for `make_spec`, after checking every option's type and form.
+
+    None means "the default"; any other value must be valid (an empty string is not a
+    way to ask for the default)."""
+    if conda is not None:
+        raise ImageBakingException(
+            "conda specs are not supported yet; use pypi=, requirements_file= or pyproject_toml="
+        )
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise ImageBakingException(
+            f"unknown option(s) {shorten(str(sorted(map(str, unknown))))}; known options: "
+            f"{sorted(_OPTIONS)}"
+        )
+    for name in ("platform", "registry", "target", "compression"):
+        _optional_text(options.get(name), name)
+    _optional_text(python, "python")
+    _optional_text(base_image, "base_image")
+    if not isinstance(options.get("force", False), bool):
+        raise ImageBakingException(f"force must be True or False, not {quoted(options['force'])}.")
+    for name, callback in (("logger", logger), ("progress", options.get("progress"))):
+        if callback is not None and not callable(callback):
+            raise ImageBakingException(
+                f"{name} must be a callable or None, not {quoted(callback)}."
+            )
+    base = base_image if base_image is not None else config.base_image()
+    if base is not None:
+        parse_base(base)  # a malformed reference is refused now, not after the spec is built
+    platform = options.get("platform")
+    compression = options.get("compression")
+    return {
+        "platform": config.platform() if platform is None else platform,
+        "compression": "gzip" if compression is None else compression,
+    }
+
+
+def _optional_text(value: object, name: str) -> None:
+    """None, or a non-empty printable string: the type check `make_spec` cannot do for
+    options it never sees, and for those where a falsy value would silently mean the
+    default."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise ImageBakingException(f"{name} must be a string or None, not {quoted(value)}.")
+    if not value.strip():
+        raise ImageBakingException(
+            f"{name} is empty ({quoted(value)}); leave it out (None) for the default."
+        )
+    one_line(value, f"{name} {quoted(value)}")
 
 
 def _bake(
@@ -113,7 +156,7 @@ def _bake(
     platform = inputs["platform"]
     cache = config.bake_cache_dir()
     blobs = BlobCache(cache / "blobs")
-    base_reference = base_image or config.base_image()
+    base_reference = base_image if base_image is not None else config.base_image()
     if base_reference is None:
         base_reference = ensure_default_base(blobs, platform, reporter)
     pins = BasePins(cache)
@@ -179,7 +222,7 @@ def _mount_repository(publisher: Publisher, base: BaseSource) -> str | None:
 
 
 def _target_python(requested: str | None, base_python: PythonInfo | None, base: str) -> str:
-    if requested:
+    if requested is not None:
         return requested
     if base_python is None:
         raise ImageBakingException(

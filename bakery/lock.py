@@ -21,7 +21,7 @@ import blake3
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from bakery.errors import ImageBakingException
+from bakery.errors import ImageBakingException, shorten
 from bakery.platforms import ARCHITECTURES
 from bakery.spec import Spec
 
@@ -95,9 +95,16 @@ def uv_binary() -> str:
 
 def lock(spec: Spec, *, timeout: float = 600.0) -> Lock:
     """Resolve `spec` for its target platform and Python into one wheel per package."""
-    pylock = _compile(spec, timeout)
+    entries = _compile(spec, timeout).get("packages", [])
+    if not entries:
+        raise ImageBakingException(
+            f"No requirement applies to {spec.platform} and Python {spec.python}: the "
+            f"environment markers exclude every one of "
+            f"{shorten(', '.join(spec.requirements), 160)}. Fix the markers, or the target "
+            "platform and python; an image without packages is not baked."
+        )
     tags = _target_tags(spec)
-    packages = [_choose_wheel(entry, tags, spec) for entry in pylock.get("packages", [])]
+    packages = [_choose_wheel(entry, tags, spec) for entry in entries]
     _check_hashes(packages, spec)
     packages.sort(key=lambda p: p.name)
     return Lock(platform=spec.platform, python=spec.python, packages=tuple(packages))
@@ -155,13 +162,15 @@ def _explain(stderr: str, spec: Spec) -> ImageBakingException:
     not_found = sorted({m.group(1) for m in _NOT_FOUND.finditer(stderr)})
     if no_wheel:
         headline = (
-            f"No wheel for {target} of: {', '.join(no_wheel)}. The fast path installs wheels "
+            f"No wheel for {target} of: {shorten(', '.join(no_wheel), 200)}. The fast path "
+            "installs wheels "
             "only (it never builds source distributions): pin a version that publishes a "
             "manylinux wheel, or drop the package."
         )
     elif not_found:
         headline = (
-            f"Package not found on the index: {', '.join(not_found)}. Check the spelling and "
+            f"Package not found on the index: {shorten(', '.join(not_found), 200)}. Check the "
+            "spelling and "
             "the index URL."
         )
     else:
@@ -206,7 +215,10 @@ def _target_tags(spec: Spec) -> dict[Tag, int]:
 def _choose_wheel(entry: dict, tags: dict[Tag, int], spec: Spec) -> LockedPackage:
     name = canonicalize_name(entry["name"])
     candidates: list[tuple[int, str, dict]] = []
-    for wheel in entry.get("wheels", []):
+    # A direct reference to a wheel (`pkg @ https://…/pkg-1.0-py3-none-any.whl`) is an
+    # `archive`; spec validation lets no other kind of archive through.
+    archive = [entry["archive"]] if "archive" in entry else []
+    for wheel in [*entry.get("wheels", []), *archive]:
         if "url" not in wheel:
             raise ImageBakingException(
                 f"The lock names {name} by local path, not URL; the bakery fetches wheels "

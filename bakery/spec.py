@@ -4,27 +4,35 @@ Every way of saying "these dependencies" (a `pypi` dict, a requirements file, a 
 becomes the same `Spec`, so two callers asking for the same thing get the same `spec_id`
 and therefore the same cached image. Nothing here runs package code: a pyproject whose
 dependencies are dynamic is refused rather than built.
+
+Every input is untrusted text that ends up on uv's standard input, one requirement a line:
+so no requirement, index URL or option may carry a non-printable character (a newline in a
+URL would smuggle in `--index-url` and another requirement), and every refusal is an
+ImageBakingException whose message quotes the input cut short.
 """
 
 import json
+import os
 import re
 import shlex
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import version as _dist_version
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 import blake3
 from packaging.markers import InvalidMarker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bakery.errors import ImageBakingException
+from bakery.errors import ImageBakingException, quoted, shorten
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
 DEFAULT_PLATFORM = "linux/amd64"
@@ -32,13 +40,21 @@ DEFAULT_PYTHON = "3.11"
 BUILDER_VERSION = _dist_version("bakery")
 """Part of every spec id: a new builder may lay files out differently, so it must not reuse."""
 
+MAX_FILE_BYTES = 4 << 20
+"""Largest requirements file or pyproject.toml read: far above any real one."""
+MAX_INCLUDE_DEPTH = 32
+"""Deepest chain of `-r` includes followed."""
+MAX_LINE_CHARS = 8192
+"""Longest requirement, URL or option value: room for a signed URL, none for a runaway."""
+
 _MIN_PYTHON_MINOR = 8
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_CACHE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-_PYTHON = re.compile(r"^3\.(\d+)(\.\d+)?$")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_CACHE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_PYTHON = re.compile(r"3\.(\d{1,3})(\.\d{1,4})?")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _OPTIONS = ("-r", "--requirement", "-i", "--index-url", "--extra-index-url", "--hash")
+_URL_SCHEMES = ("https", "http")
 
 
 class Spec(BaseModel):
@@ -48,7 +64,7 @@ class Spec(BaseModel):
     for it; the lock must pick one of them.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     requirements: tuple[str, ...]
     index_url: str | None = None
@@ -70,29 +86,41 @@ class Spec(BaseModel):
             raise ValueError("no requirements: give at least one package")
         return tuple(sorted({_normalize(r) for r in value}))
 
+    @field_validator("index_url")
+    @classmethod
+    def _index_url(cls, value: str | None) -> str | None:
+        return value if value is None else _check_index_url(value, "index_url")
+
+    @field_validator("extra_index_urls")
+    @classmethod
+    def _extra_index_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_index_url(url, "extra index URL") for url in value)
+
     @field_validator("hashes")
     @classmethod
     def _sorted_hashes(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
         for name, digests in value.items():
             for digest in digests:
-                if not _SHA256_HEX.match(digest):
-                    raise ValueError(f"hash for {name} is not a sha256 hex digest: {digest!r}")
+                if not _SHA256_HEX.fullmatch(digest):
+                    raise ValueError(
+                        f"hash for {quoted(name)} is not a sha256 hex digest: {quoted(digest)}"
+                    )
         return {canonicalize_name(k): tuple(sorted(set(v))) for k, v in sorted(value.items())}
 
     @field_validator("platform")
     @classmethod
     def _known_platform(cls, value: str) -> str:
         if value not in PLATFORMS:
-            raise ValueError(f"platform {value!r} is not supported; use one of {PLATFORMS}")
+            raise ValueError(f"platform {quoted(value)} is not supported; use one of {PLATFORMS}")
         return value
 
     @field_validator("python")
     @classmethod
     def _minor_python(cls, value: str) -> str:
-        match = _PYTHON.match(value)
+        match = _PYTHON.fullmatch(value)
         if not match or int(match.group(1)) < _MIN_PYTHON_MINOR:
             raise ValueError(
-                f"python {value!r} is not a supported version; give one like '3.11' "
+                f"python {quoted(value)} is not a supported version; give one like '3.11' "
                 f"(3.{_MIN_PYTHON_MINOR} or newer)"
             )
         return f"3.{int(match.group(1))}"
@@ -100,18 +128,19 @@ class Spec(BaseModel):
     @field_validator("cache_name")
     @classmethod
     def _cache_name(cls, value: str | None) -> str | None:
-        if value is not None and not _CACHE_NAME.match(value):
+        if value is not None and not _CACHE_NAME.fullmatch(value):
             raise ValueError(
-                f"cache_name {value!r} must be 1-64 characters of a-z, 0-9, '.', '_' or '-'"
+                f"cache_name {quoted(value)} must be 1-64 characters of a-z, 0-9, '.', '_' or "
+                "'-', starting with a letter or digit"
             )
         return value
 
     @field_validator("base_image_digest")
     @classmethod
     def _digest(cls, value: str) -> str:
-        if not _DIGEST.match(value):
+        if not _DIGEST.fullmatch(value):
             raise ValueError(
-                f"base image digest {value!r} is not 'sha256:<64 hex>'; "
+                f"base image digest {quoted(value)} is not 'sha256:<64 hex>'; "
                 "resolve the base image to its digest first"
             )
         return value
@@ -162,12 +191,12 @@ def make_spec(
             "Give exactly one of pypi, requirements_file or pyproject_toml; " + what + "."
         )
     if pypi is not None:
-        reqs = RequirementSet(requirements=[pypi_requirement(k, v) for k, v in pypi.items()])
+        reqs = RequirementSet(requirements=pypi_requirements(pypi))
     elif requirements_file is not None:
-        reqs = read_requirements_file(Path(requirements_file))
+        reqs = read_requirements_file(input_path(requirements_file, "requirements_file"))
     else:
         assert pyproject_toml is not None  # exactly one source was given
-        reqs = read_pyproject(Path(pyproject_toml))
+        reqs = read_pyproject(input_path(pyproject_toml, "pyproject_toml"))
     try:
         spec = Spec(
             requirements=tuple(reqs.requirements),
@@ -187,31 +216,85 @@ def make_spec(
             f"{'.'.join(map(str, e['loc']))}: {str(e['msg']).removeprefix('Value error, ')}"
             for e in exc.errors()
         )
-        raise ImageBakingException(f"Invalid bake inputs: {problems}.") from None
+        raise ImageBakingException(f"Invalid bake inputs: {shorten(problems, 300)}.") from None
     if reqs.requires_python and Version(spec.python) not in SpecifierSet(reqs.requires_python):
         raise ImageBakingException(
-            f"{pyproject_toml} requires Python {reqs.requires_python} but the target is "
-            f"{spec.python}; pick a matching python."
+            f"{shorten(str(pyproject_toml))} requires Python {quoted(reqs.requires_python)} but "
+            f"the target is {spec.python}; pick a matching python."
         )
     return spec
 
 
-def pypi_requirement(name: str, value: str) -> str:
+def input_path(value: object, name: str) -> Path:
+    """A `requirements_file=` / `pyproject_toml=` argument as a Path, or a refusal."""
+    if not isinstance(value, str | os.PathLike) or not isinstance(os.fspath(value), str):
+        raise ImageBakingException(
+            f"{name} must be a path (a str or pathlib.Path), not {quoted(value)}."
+        )
+    text = os.fspath(value)
+    if not text.strip():
+        raise ImageBakingException(f"{name} is empty; give the path of the file.")
+    one_line(text, f"{name} {quoted(text)}")
+    return Path(text)
+
+
+def one_line(text: str, what: str, *, tabs: bool = False) -> str:
+    """`text`, if it is at most MAX_LINE_CHARS of printable characters (tabs allowed with
+    `tabs`); otherwise refused, naming the first line break, NUL, escape, bidi override..."""
+    if len(text) > MAX_LINE_CHARS:
+        raise ImageBakingException(
+            f"{what[:1].upper()}{what[1:]} is {len(text)} characters long; the limit is "
+            f"{MAX_LINE_CHARS}."
+        )
+    if text.isprintable():
+        return text
+    for position, char in enumerate(text, 1):
+        if not char.isprintable() and not (tabs and char == "\t"):
+            raise ImageBakingException(
+                f"{what[:1].upper()}{what[1:]} contains the non-printable character "
+                f"U+{ord(char):04X} at position {position}; requirements, URLs and options "
+                "must be printable text on one line."
+            )
+    return text
+
+
+def pypi_requirements(pypi: object) -> list[str]:
+    """The requirement strings of a `pypi=` dict."""
+    if not isinstance(pypi, Mapping):
+        raise ImageBakingException(
+            "pypi must be a dict of package name to version, e.g. {'flask': '>=2'}, not "
+            f"{type(pypi).__name__} {quoted(pypi)}."
+        )
+    return [pypi_requirement(name, value) for name, value in pypi.items()]
+
+
+def pypi_requirement(name: object, value: object) -> str:
     """One `pypi={name: value}` entry as a requirement string.
 
     The value is a specifier (`">=2"`), empty, a bare version (`"2.31.0"` means `==2.31.0`),
-    optionally followed by `; <marker>`.
+    or a direct link to a wheel (`"@ https://host/pkg-1.0-py3-none-any.whl"`), optionally
+    followed by `; <marker>` (after a space, for a link).
     """
+    if not isinstance(name, str):
+        raise ImageBakingException(
+            f"pypi keys must be package names (strings), not {quoted(name)}."
+        )
     if not isinstance(value, str):
         raise ImageBakingException(
-            f"pypi value for {name!r} must be a string such as '>=2.0' or '', not {value!r}."
+            f"pypi value for {quoted(name)} must be a string such as '>=2.0' or '', not "
+            f"{quoted(value)}."
         )
-    key = _parse(name, f"package name {name!r}")
+    one_line(name, f"pypi key {quoted(name)}")
+    one_line(value, f"pypi value {quoted(value)} for {quoted(name)}", tabs=True)
+    key = parse_requirement(name, f"package name {quoted(name)}")
     if key.specifier or key.marker or key.url:
         raise ImageBakingException(
-            f"pypi key {name!r} must be a package name (extras allowed, e.g. 'requests[socks]'); "
-            "put version constraints and markers in the value."
+            f"pypi key {quoted(name)} must be a package name (extras allowed, e.g. "
+            "'requests[socks]'); put version constraints and markers in the value."
         )
+    entry = f"requirement for {quoted(name)} ({quoted(value)})"
+    if value.strip().startswith("@"):  # a direct reference: "@ URL[ ; marker]"
+        return _normalize(f"{name} {value.strip()}", entry)
     specifier, _, marker = value.partition(";")
     specifier = specifier.strip()
     try:
@@ -219,11 +302,11 @@ def pypi_requirement(name: str, value: str) -> str:
         SpecifierSet(specifier)
     except (InvalidVersion, InvalidSpecifier):
         raise ImageBakingException(
-            f"Invalid version specifier {value!r} for {name!r}: use e.g. '>=2.0', '==2.31.0', "
-            "'2.31.0' or '' for any version."
+            f"Invalid version specifier {quoted(value)} for {quoted(name)}: use e.g. '>=2.0', "
+            "'==2.31.0', '2.31.0', '' for any version, or '@ https://…/pkg.whl'."
         ) from None
     text = f"{name}{specifier}" + (f"; {marker.strip()}" if marker.strip() else "")
-    return _normalize(text, f"requirement for {name!r} ({value!r})")
+    return _normalize(text, entry)
 
 
 @dataclass
@@ -240,23 +323,41 @@ class RequirementSet:
 def read_requirements_file(path: Path) -> RequirementSet:
     """Read a pip requirements file, following `-r` includes relative to the including file."""
     result = RequirementSet()
-    _read_requirements(path, result, ())
+    _read_requirements(path, result, (), set())
     return result
 
 
-def _read_requirements(path: Path, into: RequirementSet, stack: tuple[Path, ...]) -> None:
-    resolved = path.resolve()
+def _read_requirements(
+    path: Path, into: RequirementSet, stack: tuple[Path, ...], done: set[Path]
+) -> None:
+    """Read `path` into `into`; `stack` is the chain of files including it, `done` the files
+    read completely (reading one again adds nothing, so it is skipped: diamonds of includes
+    stay linear)."""
+    resolved = Path(os.path.realpath(path))
     if resolved in stack:
-        chain = " -> ".join(str(p) for p in (*stack, resolved))
-        raise ImageBakingException(f"Requirements files include each other in a cycle: {chain}.")
+        cycle = [*stack[stack.index(resolved) :], resolved]
+        raise ImageBakingException(
+            "Requirements files include each other in a cycle: "
+            f"{shorten(' -> '.join(p.name for p in cycle), 200)} (in "
+            f"{shorten(str(resolved.parent))})."
+        )
+    if resolved in done:
+        return
+    if len(stack) > MAX_INCLUDE_DEPTH:
+        raise ImageBakingException(
+            f"Requirements files nest more than {MAX_INCLUDE_DEPTH} -r includes deep (at "
+            f"{shorten(str(path))}); flatten them."
+        )
     text = _read_text(path, "requirements file")
     for number, line in _logical_lines(text):
-        where = f"{path}:{number}"
-        requirement, options = _split_line(line)
+        where = f"{shorten(str(path))}:{number}"
+        one_line(line, f"line {where}", tabs=True)
+        requirement, options = _split_line(line, where)
         if requirement:
             _add_requirement(into, requirement, options, where)
         else:
-            _apply_options(into, options, path, (*stack, resolved), where)
+            _apply_options(into, options, path, (*stack, resolved), done, where)
+    done.add(resolved)
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -279,45 +380,60 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return lines
 
 
-def _split_line(line: str) -> tuple[str, list[str]]:
+def _split_line(line: str, where: str) -> tuple[str, list[str]]:
     """Split a line into its requirement and its options, as pip does: at the first `-` token."""
     words = line.split(" ")
     for index, word in enumerate(words):
         if word.startswith("-"):
-            return " ".join(words[:index]).strip(), shlex.split(" ".join(words[index:]))
+            try:
+                options = shlex.split(" ".join(words[index:]))
+            except ValueError as exc:  # an unclosed quote
+                raise ImageBakingException(
+                    f"Cannot split the options at {where} ({exc}): {quoted(line)}; close the quote."
+                ) from None
+            return " ".join(words[:index]).strip(), options
     return line, []
 
 
 def _add_requirement(into: RequirementSet, text: str, options: list[str], where: str) -> None:
-    requirement = _parse(text, f"requirement {text!r} at {where}")
-    into.requirements.append(_normalize(text, where))
+    what = f"requirement {quoted(text)} at {where}"
+    requirement = parse_requirement(text, what)
+    into.requirements.append(_normalize(text, what))
     for option, value in _option_pairs(options, where):
         if option != "--hash":
             raise ImageBakingException(
                 f"Unsupported option {option} after a requirement at {where}: only --hash is."
             )
         algorithm, _, digest = value.partition(":")
-        if algorithm != "sha256" or not _SHA256_HEX.match(digest):
+        if algorithm != "sha256" or not _SHA256_HEX.fullmatch(digest):
             raise ImageBakingException(
-                f"Unsupported hash {value!r} at {where}: give --hash=sha256:<64 hex digits>."
+                f"Unsupported hash {quoted(value)} at {where}: give --hash=sha256:<64 hex digits>."
             )
         into.hashes.setdefault(canonicalize_name(requirement.name), []).append(digest)
 
 
 def _apply_options(
-    into: RequirementSet, options: list[str], path: Path, stack: tuple[Path, ...], where: str
+    into: RequirementSet,
+    options: list[str],
+    path: Path,
+    stack: tuple[Path, ...],
+    done: set[Path],
+    where: str,
 ) -> None:
     for option, value in _option_pairs(options, where):
         if option in ("-r", "--requirement"):
-            _read_requirements(path.parent / value, into, stack)
+            _read_requirements(path.parent / value, into, stack, done)
         elif option in ("-i", "--index-url"):
+            _check_index_url(value, f"{option} at {where}")
             if into.index_url not in (None, value):
                 raise ImageBakingException(
-                    f"Two different --index-url values ({into.index_url}, {value}) at {where}: "
-                    "keep one and pass the others as --extra-index-url."
+                    f"Two different --index-url values ({quoted(into.index_url)}, "
+                    f"{quoted(value)}) at {where}: keep one and pass the others as "
+                    "--extra-index-url."
                 )
             into.index_url = value
         elif option == "--extra-index-url":
+            _check_index_url(value, f"{option} at {where}")
             if value not in into.extra_index_urls:
                 into.extra_index_urls.append(value)
         else:
@@ -337,66 +453,150 @@ def _option_pairs(options: list[str], where: str) -> list[tuple[str, str]]:
             option, value = word, ""
         if option not in _OPTIONS:
             raise ImageBakingException(
-                f"Unsupported option {option} at {where}: the bakery understands -r, "
-                "--index-url, --extra-index-url and --hash (editable and local installs "
+                f"Unsupported option {shorten(option, 40)} at {where}: the bakery understands "
+                "-r, --index-url, --extra-index-url and --hash (editable and local installs "
                 "need an execution builder)."
             )
         value = value or next(words, "")
         if not value:
             raise ImageBakingException(f"Option {option} at {where} needs a value.")
-        pairs.append((option, value))
+        pairs.append((option, one_line(value, f"the value of {option} at {where}")))
     return pairs
 
 
 def read_pyproject(path: Path) -> RequirementSet:
     """`[project].dependencies` of a pyproject.toml, read without running its build backend."""
+    shown = shorten(str(path))
     try:
         data = tomllib.loads(_read_text(path, "pyproject.toml"))
     except tomllib.TOMLDecodeError as exc:
-        raise ImageBakingException(f"{path} is not valid TOML: {exc}.") from None
+        raise ImageBakingException(f"{shown} is not valid TOML: {shorten(str(exc))}.") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise ImageBakingException(
+            f"{shown} nests arrays or tables too deeply to be read; is it a pyproject.toml?"
+        ) from None
     project = data.get("project")
     if not isinstance(project, dict):
-        raise ImageBakingException(f"{path} has no [project] table; add [project].dependencies.")
-    if "dependencies" in project.get("dynamic", []):
+        raise ImageBakingException(f"{shown} has no [project] table; add [project].dependencies.")
+    dynamic = project.get("dynamic", [])
+    if not isinstance(dynamic, list) or not all(isinstance(d, str) for d in dynamic):
+        raise ImageBakingException(f"{shown}: [project].dynamic must be a list of strings.")
+    if "dependencies" in dynamic:
         raise ImageBakingException(
-            f"{path} declares its dependencies as dynamic; the bakery does not run build "
+            f"{shown} declares its dependencies as dynamic; the bakery does not run build "
             "backends. List them in [project].dependencies or use a requirements file."
         )
     dependencies = project.get("dependencies", [])
     if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
-        raise ImageBakingException(f"{path}: [project].dependencies must be a list of strings.")
+        raise ImageBakingException(f"{shown}: [project].dependencies must be a list of strings.")
     requires_python = project.get("requires-python")
-    try:
-        SpecifierSet(requires_python or "")
-    except InvalidSpecifier:
-        raise ImageBakingException(
-            f"{path}: [project].requires-python {requires_python!r} is not a valid specifier."
-        ) from None
-    return RequirementSet(
-        requirements=[_normalize(d, f"{path}: {d!r}") for d in dependencies],
-        requires_python=requires_python,
-    )
+    if requires_python is not None:
+        what = f"{shown}: [project].requires-python {quoted(requires_python)}"
+        if not isinstance(requires_python, str):
+            raise ImageBakingException(f"{what} must be a string such as '>=3.10'.")
+        try:
+            SpecifierSet(one_line(requires_python, what))
+        except InvalidSpecifier:
+            raise ImageBakingException(f"{what} is not a valid version specifier.") from None
+    requirements = []
+    for dependency in dependencies:
+        what = f"{shown}: dependency {quoted(dependency)}"
+        requirements.append(_normalize(one_line(dependency, what, tabs=True), what))
+    return RequirementSet(requirements=requirements, requires_python=requires_python)
 
 
 def _read_text(path: Path, what: str) -> str:
+    """The text of a regular file: a pipe or device is refused, not read (it could block
+    forever or never end), and so is a file above MAX_FILE_BYTES or not in UTF-8."""
+    shown = shorten(str(path))
     try:
-        return path.read_text(encoding="utf-8")
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ImageBakingException(f"The {what} {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ImageBakingException(f"Cannot read the {what} {path}: {exc}.") from None
+        raise ImageBakingException(f"The {what} {shown} does not exist.") from None
+    except (OSError, ValueError) as exc:
+        raise ImageBakingException(f"Cannot read the {what} {shown}: {_reason(exc)}.") from None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise ImageBakingException(
+                f"The {what} {shown} is not a regular file (a directory, pipe or device); "
+                "give the path of the file itself."
+            )
+        data = os.read(descriptor, MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ImageBakingException(f"Cannot read the {what} {shown}: {_reason(exc)}.") from None
+    finally:
+        os.close(descriptor)
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageBakingException(
+            f"The {what} {shown} is larger than {MAX_FILE_BYTES >> 20} MiB; is it the right file?"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ImageBakingException(
+            f"The {what} {shown} is not UTF-8 text (byte {exc.start + 1}); save it as UTF-8."
+        ) from None
 
 
-def _parse(text: str, what: str) -> Requirement:
+def _reason(error: Exception) -> str:
+    return shorten(getattr(error, "strerror", None) or str(error))
+
+
+def parse_requirement(text: str, what: str) -> Requirement:
+    """`text` as a PEP 508 requirement, or an ImageBakingException about `what`."""
     try:
         return Requirement(text)
-    except (InvalidRequirement, InvalidMarker) as exc:
-        raise ImageBakingException(f"Invalid {what}: {exc}.") from None
+    except (InvalidRequirement, InvalidMarker, InvalidSpecifier, InvalidVersion) as exc:
+        # packaging's message repeats the whole input under its first line: keep that line.
+        reason = str(exc).splitlines()[0] if str(exc) else "not a PEP 508 requirement"
+        raise ImageBakingException(f"Invalid {what}: {shorten(reason, 120)}.") from None
 
 
 def _normalize(text: str, what: str = "requirement") -> str:
-    """One spelling per requirement: canonical name, sorted extras, normalized specifier."""
-    requirement = _parse(text, what)
+    """One spelling per requirement: canonical name, sorted extras, normalized specifier;
+    and nothing in it that could break uv's one-requirement-a-line input."""
+    requirement = parse_requirement(one_line(text, what, tabs=True), what)
+    if any(not specifier.version for specifier in requirement.specifier):
+        raise ImageBakingException(f"Invalid {what}: '===' needs a version after it.")
     requirement.name = canonicalize_name(requirement.name)
     requirement.extras = {canonicalize_name(e) for e in requirement.extras}
-    return str(requirement)
+    normalized = one_line(str(requirement), what)
+    if requirement.url is not None:
+        _check_wheel_url(requirement.name, requirement.url, what)
+    return normalized
+
+
+def _check_wheel_url(name: str, url: str, what: str) -> None:
+    """A direct reference must be an http(s) link to a wheel of the package it names: the
+    bakery installs wheels only, never builds a source archive or a VCS checkout."""
+    try:
+        parts = urlsplit(url)
+        wheel_name = parse_wheel_filename(unquote(PurePosixPath(parts.path).name))[0]
+        usable = parts.scheme in _URL_SCHEMES and bool(parts.netloc)
+    except ValueError:  # not a URL, or not a wheel's file name (InvalidWheelFilename)
+        usable = False
+    if not usable:
+        raise ImageBakingException(
+            f"Invalid {what}: a direct reference must be an http(s) link to a wheel "
+            "(…/name-version-tags.whl); the bakery installs wheels, never source archives, "
+            "VCS checkouts or local paths."
+        )
+    if canonicalize_name(wheel_name) != name:
+        raise ImageBakingException(
+            f"Invalid {what}: the link is a wheel of {wheel_name}, not of {name}."
+        )
+
+
+def _check_index_url(url: str, what: str) -> str:
+    """An index URL uv can read and the bakery can download wheels from: http(s)."""
+    one_line(url, f"{what} {quoted(url)}")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in _URL_SCHEMES or not parts.netloc:
+        raise ImageBakingException(
+            f"{what[:1].upper()}{what[1:]} {quoted(url)} is not an http(s) URL of a package "
+            "index, e.g. https://pypi.org/simple."
+        )
+    return url

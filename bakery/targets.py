@@ -4,7 +4,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from bakery import config
-from bakery.errors import ImageBakingException
+from bakery.errors import ImageBakingException, quoted
 from bakery.oci.daemon import DaemonPublisher
 from bakery.oci.layout import LayoutPublisher
 from bakery.oci.publish import Publisher
@@ -33,11 +33,11 @@ def open_target(
         reference = Reference.parse(registry)
         if reference.tag or reference.digest:
             raise ImageBakingException(
-                f"registry {registry!r} names an image; give a repository like host:port/repo"
+                f"registry {quoted(registry)} names an image; give a repository like host:port/repo"
             )
         return RegistryPublisher(reference, on_step=on_step)
     if chosen == "layout":
         return LayoutPublisher(config.image_layout_dir())
     if chosen == "daemon":
         return DaemonPublisher()
-    raise ImageBakingException(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
+    raise ImageBakingException(f"unknown target {quoted(target)}; use one of {', '.join(TARGETS)}")

@@ -83,3 +83,18 @@ def test_hashes_from_requirements_file_are_enforced(tmp_path: Path) -> None:
     bad.write_text(f"six==1.17.0 --hash=sha256:{'0' * 64}\n")
     with pytest.raises(ImageBakingException, match=r"matches none of the --hash values.*six"):
         lock(make_spec(requirements_file=bad, base_image_digest=DIGEST))
+
+
+def test_markers_that_exclude_every_requirement_are_refused() -> None:
+    with pytest.raises(ImageBakingException, match="No requirement applies to linux/arm64"):
+        lock_pypi({"six": "; platform_machine == 'x86_64'"}, platform="linux/arm64")
+
+
+def test_a_direct_wheel_link_locks_exactly_that_wheel() -> None:
+    url = (
+        "https://files.pythonhosted.org/packages/d9/5a/e7c31adbe875f2abbb91bd84cf2dc52d792b5a01"
+        "506781dbcf25c91daf11/six-1.16.0-py2.py3-none-any.whl"
+    )
+    (six,) = lock_pypi({"six": f"@ {url}"}).packages
+    assert (six.version, six.url, six.filename) == ("1.16.0", url, url.rpartition("/")[2])
+    assert six.sha256 == "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"

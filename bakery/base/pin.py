@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bakery.base.model import PythonInfo
 from bakery.base.source import parse_base
+from bakery.errors import room_in
 from bakery.oci.read import open_image
 from stagekit.files import write_atomic
 
@@ -62,4 +63,5 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_json(path: Path, value: dict) -> None:
-    write_atomic(path, json.dumps(value, sort_keys=True).encode())
+    with room_in(path.parent, "BAKERY_CACHE_DIR"):
+        write_atomic(path, json.dumps(value, sort_keys=True).encode())

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
+from bakery.errors import room_in
 from bakery.layers.model import BuiltLayer
 from bakery.layers.tarball import MEDIA_TYPES, Compression, LayerEntry, write_layer
 
@@ -41,7 +42,16 @@ def store_layer(
     files: Mapping[str, LayerEntry],
     compression: Compression = "gzip",
 ) -> BuiltLayer:
-    """Write `files` as a layer and publish it under `key`; `source` says what it holds."""
+    """Write `files` as a layer and publish it under `key`; `source` says what it holds.
+
+    A full disk leaves no trace (the staging directory goes) and says which one is full."""
+    with room_in(cache, "BAKERY_CACHE_DIR"):
+        return _store(cache, key, source, files, compression)
+
+
+def _store(
+    cache: Path, key: str, source: str, files: Mapping[str, LayerEntry], compression: Compression
+) -> BuiltLayer:
     target = _directory(cache, key, compression)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))

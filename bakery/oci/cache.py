@@ -11,8 +11,10 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
+from bakery.errors import room_in
 from bakery.oci.errors import OciError
 from bakery.oci.model import Blob, Layer
 from bakery.oci.reference import DIGEST
@@ -31,8 +33,13 @@ class BlobCache:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._tmp = self.root / "tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
-        (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        with self._room():
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+
+    def _room(self) -> AbstractContextManager[None]:
+        """A full disk under the cache says so; writers clean up their temp files."""
+        return room_in(self.root, "BAKERY_CACHE_DIR")
 
     def path(self, digest: str) -> Path:
         """Where the blob `digest` is (or would be) stored."""
@@ -55,10 +62,11 @@ class BlobCache:
     def put_stream(self, chunks: Iterable[bytes], expected: str | None = None) -> str:
         """Store streamed bytes; with `expected`, refuse (and keep nothing) on a mismatch."""
         hasher = hashlib.sha256()
-        fd, name = tempfile.mkstemp(dir=self._tmp)
+        with self._room():
+            fd, name = tempfile.mkstemp(dir=self._tmp)
         tmp = Path(name)
         try:
-            with os.fdopen(fd, "wb") as handle:
+            with self._room(), os.fdopen(fd, "wb") as handle:
                 for chunk in chunks:
                     hasher.update(chunk)
                     handle.write(chunk)
@@ -75,7 +83,8 @@ class BlobCache:
 
     def temp_path(self) -> Path:
         """A fresh path on the cache's filesystem, for builders that then call `put_file`."""
-        fd, name = tempfile.mkstemp(dir=self._tmp)
+        with self._room():
+            fd, name = tempfile.mkstemp(dir=self._tmp)
         os.close(fd)
         return Path(name)
 

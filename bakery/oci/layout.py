@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from bakery.errors import room_in
 from bakery.oci.errors import LayoutError
 from bakery.oci.model import OCI_INDEX, REF_NAME_ANNOTATION, Blob, Image, canonical_json
 from bakery.oci.publish import Found
@@ -35,6 +36,12 @@ class LayoutPublisher:
         """Nothing to release: the layout is plain files."""
 
     def publish(self, image: Image, tag: str) -> str:
+        """Blobs, then the manifest, then the tag in index.json; a full disk stops it before
+        the tag, with only complete blobs written (each goes through a temp file)."""
+        with room_in(self.directory, "BAKERY_IMAGE_LAYOUT"):
+            return self._publish(image, tag)
+
+    def _publish(self, image: Image, tag: str) -> str:
         self._blobs.mkdir(parents=True, exist_ok=True)
         marker = self.directory / "oci-layout"
         if not marker.exists():

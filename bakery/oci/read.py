@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
+from bakery.errors import quoted
 from bakery.oci.cache import BlobCache
 from bakery.oci.errors import LayoutError, OciError
 from bakery.oci.layout import LAYOUT_SCHEME
@@ -201,7 +202,9 @@ def parse_layout(reference: str) -> tuple[Path, str | None, str | None]:
     if "@" in location:
         directory, digest = location.rsplit("@", 1)
         if not DIGEST.fullmatch(digest):
-            raise LayoutError(f"invalid digest {digest!r} in {LAYOUT_SCHEME}{location}")
+            raise LayoutError(
+                f"invalid digest {quoted(digest)} in {quoted(LAYOUT_SCHEME + location)}"
+            )
         return Path(directory), None, digest
     directory, colon, tag = location.rpartition(":")
     if colon and "/" not in tag and not Path(location).is_dir():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from bakery.errors import quoted
 from bakery.oci.errors import InvalidReference
 
 DOCKER_HUB = "registry-1.docker.io"
@@ -32,27 +33,33 @@ class Reference:
         if "@" in rest:
             rest, digest = rest.split("@", 1)
             if not DIGEST.fullmatch(digest):
-                raise InvalidReference(f"invalid digest {digest!r} in image reference {text!r}")
+                raise InvalidReference(
+                    f"invalid digest {quoted(digest)} in image reference {quoted(text)}"
+                )
         registry, path = DOCKER_HUB, rest
         first, slash, remainder = rest.partition("/")
         if slash and ("." in first or ":" in first or first == "localhost"):
             registry, path = first, remainder
             if not _HOST.fullmatch(registry):
-                raise InvalidReference(f"invalid registry host {registry!r} in {text!r}")
+                raise InvalidReference(
+                    f"invalid registry host {quoted(registry)} in {quoted(text)}"
+                )
         tag = None
         last_slash = path.rfind("/")
         colon = path.rfind(":")
         if colon > last_slash:
             path, tag = path[:colon], path[colon + 1 :]
             if not _TAG.fullmatch(tag):
-                raise InvalidReference(f"invalid tag {tag!r} in image reference {text!r}")
+                raise InvalidReference(
+                    f"invalid tag {quoted(tag)} in image reference {quoted(text)}"
+                )
         if registry in _HUB_ALIASES:
             registry = DOCKER_HUB
             if "/" not in path:
                 path = f"library/{path}"
         if not path or not all(_COMPONENT.fullmatch(part) for part in path.split("/")):
             raise InvalidReference(
-                f"invalid repository {path!r} in image reference {text!r}: "
+                f"invalid repository {quoted(path)} in image reference {quoted(text)}: "
                 "use lowercase letters, digits and separators (. _ -) between '/'"
             )
         return cls(registry, path, tag, digest)

@@ -2,18 +2,30 @@
 
 Every failure becomes a RegistryError naming the operation, the registry, and a next step,
 never a bare httpx traceback.
+
+Transient failures (5xx, 429, a dropped or refused connection) are retried, with exponential
+backoff and jitter or the registry's Retry-After, at most ATTEMPTS times per operation. Every
+operation here is idempotent as a whole: reads, a manifest PUT (same bytes, same result), a
+mount, and a monolithic blob upload, which is retried from a new upload session (the blob is
+addressed by its digest, so a second upload of it changes nothing). docker-registry's
+filesystem storage answers 500 for a blob, or "blob unknown" for a manifest's blob, while
+another client rewrites that blob's link in the same repository: concurrent bakes do that
+all the time, so those count as transient too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import email.utils
 import functools
 import ipaddress
 import json
+import math
 import os
 import ssl
 from collections.abc import Callable, Iterator
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 
@@ -33,8 +45,57 @@ from bakery.platforms import DEFAULT_PLATFORM
 
 ACCEPT_MANIFESTS = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
 INSECURE_ENV = "BAKERY_INSECURE_REGISTRIES"
+ATTEMPTS = 5
+"""Tries per registry operation before a transient failure is reported."""
 _CHUNK = 1 << 20
 _TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+_RETRY_STATUSES = (429, 500, 502, 503, 504)
+_MAX_RETRY_AFTER = 30.0
+_T = TypeVar("_T")
+
+
+class _Transient(RegistryError):
+    """A failure another attempt may not have: `retry_after` is the registry's wish, if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _backoff(error: Exception) -> bool | float:
+    """stamina's hook: retry transient failures, after Retry-After when the registry said."""
+    if not isinstance(error, _Transient):
+        return False
+    return True if error.retry_after is None else error.retry_after
+
+
+@functools.cache
+def _retrying_caller() -> Callable[[Callable[[], Any]], Any]:
+    """Backoff 0.25 s, 0.5 s, 1 s, 2 s (+ up to 0.5 s jitter each): about 4-6 s before giving
+    up. stamina (and tenacity) load on first use: ~25 ms that a cache hit on a layout skips."""
+    import stamina
+
+    return stamina.RetryingCaller(
+        attempts=ATTEMPTS, timeout=None, wait_initial=0.25, wait_max=8.0, wait_jitter=0.5
+    ).on(_backoff)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Retry-After in seconds (it may be a number or an HTTP date), capped."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # "-0000": UTC, says RFC 5322
+            when = when.replace(tzinfo=datetime.UTC)
+        seconds = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER) if not math.isnan(seconds) else None
 
 
 def is_insecure(registry: str) -> bool:
@@ -116,14 +177,19 @@ class RegistryClient:
         return response.status_code == 201
 
     def upload_blob(self, blob: Blob, progress: Callable[[int], None] | None = None) -> None:
-        """Monolithic upload streamed from the blob's file; `progress` gets bytes sent so far."""
+        """Monolithic upload streamed from the blob's file; `progress` gets bytes sent so far.
+
+        A transient failure restarts it from a new upload session."""
         what = f"upload blob {blob.digest} ({blob.size} bytes)"
-        started = self._send("POST", "/blobs/uploads/", what, ok=(202,))
+        self._retrying(lambda: self._upload_once(blob, progress, what))
+
+    def _upload_once(self, blob: Blob, progress: Callable[[int], None] | None, what: str) -> None:
+        started = self._send_once("POST", "/blobs/uploads/", what, ok=(202,))
         location = self._location(started, what).copy_merge_params({"digest": blob.digest})
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)}
         try:
             content = _read(blob, progress)
-            self._send("PUT", location, what, ok=(201,), headers=headers, content=content)
+            self._send_once("PUT", location, what, ok=(201,), headers=headers, content=content)
         except OSError as exc:
             raise RegistryError(
                 f"cannot {what} to {self.registry}: reading {blob.path} failed ({exc}); "
@@ -137,16 +203,21 @@ class RegistryClient:
                 f"cannot fetch blob {digest} from {self.registry}: this client has no BlobCache"
             )
         if not self.cache.has(digest):
-            what = f"download blob {digest}"
-            try:
-                with self._http.stream("GET", f"{self.base}/blobs/{digest}") as response:
-                    self._check(response, what, ok=(200,))
-                    self.cache.put_stream(response.iter_bytes(_CHUNK), expected=digest)
-            except httpx.HTTPError as exc:
-                self._transport_failure(exc, what)
-            except OciError as exc:
-                raise RegistryError(f"cannot {what} from {self.registry}: {exc}") from exc
+            self._retrying(lambda: self._download_once(digest))
         return self.cache.blob(digest, media_type)
+
+    def _download_once(self, digest: str) -> None:
+        """One streamed download into the cache, which keeps nothing unless it is complete."""
+        assert self.cache is not None  # get_blob checked
+        what = f"download blob {digest}"
+        try:
+            with self._http.stream("GET", f"{self.base}/blobs/{digest}") as response:
+                self._check(response, what, ok=(200,))
+                self.cache.put_stream(response.iter_bytes(_CHUNK), expected=digest)
+        except httpx.HTTPError as exc:
+            self._transport_failure(exc, what)
+        except OciError as exc:
+            raise RegistryError(f"cannot {what} from {self.registry}: {exc}") from exc
 
     # -- manifests ---------------------------------------------------------------------
 
@@ -181,12 +252,16 @@ class RegistryClient:
         )
 
     def put_manifest(self, tag_or_digest: str, data: bytes, media_type: str) -> str:
-        """Store a manifest under a tag or its digest; returns the manifest digest."""
+        """Store a manifest under a tag or its digest; returns the manifest digest.
+
+        "Blob unknown" is retried: the caller has settled every blob first, so it means
+        another client is rewriting that blob's link in this repository right now."""
         self._send(
             "PUT",
             f"/manifests/{tag_or_digest}",
             f"write manifest {self._at(tag_or_digest)}",
             ok=(201,),
+            transient_codes=("MANIFEST_BLOB_UNKNOWN",),
             headers={"Content-Type": media_type},
             content=data,
         )
@@ -234,6 +309,13 @@ class RegistryClient:
             )
         return response.url.join(location)
 
+    def _retrying(self, attempt: Callable[[], _T]) -> _T:
+        """`attempt()`, tried again after a transient failure, at most ATTEMPTS times."""
+        try:
+            return _retrying_caller()(attempt)
+        except _Transient as exc:
+            raise RegistryError(f"{exc.message} (gave up after {ATTEMPTS} attempts)") from exc
+
     def _send(
         self,
         method: str,
@@ -241,6 +323,25 @@ class RegistryClient:
         what: str,
         *,
         ok: tuple[int, ...] = (200,),
+        transient_codes: tuple[str, ...] = (),
+        **kwargs,
+    ) -> httpx.Response:
+        """One idempotent request, retried while it fails transiently; `content` must be
+        bytes (a stream could not be sent again)."""
+        return self._retrying(
+            lambda: self._send_once(
+                method, path_or_url, what, ok=ok, transient_codes=transient_codes, **kwargs
+            )
+        )
+
+    def _send_once(
+        self,
+        method: str,
+        path_or_url: str | httpx.URL,
+        what: str,
+        *,
+        ok: tuple[int, ...] = (200,),
+        transient_codes: tuple[str, ...] = (),
         **kwargs,
     ) -> httpx.Response:
         url = self.base + path_or_url if isinstance(path_or_url, str) else path_or_url
@@ -248,16 +349,25 @@ class RegistryClient:
             response = self._http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             self._transport_failure(exc, what)
-        self._check(response, what, ok)
+        self._check(response, what, ok, transient_codes)
         return response
 
-    def _check(self, response: httpx.Response, what: str, ok: tuple[int, ...]) -> None:
+    def _check(
+        self,
+        response: httpx.Response,
+        what: str,
+        ok: tuple[int, ...],
+        transient_codes: tuple[str, ...] = (),
+    ) -> None:
         if response.status_code in ok:
             return
         response.read()
         status = response.status_code
         detail = _registry_errors(response)
-        if status in (401, 403):
+        transient = status in _RETRY_STATUSES or any(code in detail for code in transient_codes)
+        if status == 429:
+            hint = "the registry is limiting the request rate; retry later"
+        elif status in (401, 403):
             hint = (
                 f"check the credentials for {self.registry} in ~/.docker/config.json "
                 "(or $DOCKER_CONFIG) — `docker login` writes them — and that they may "
@@ -269,29 +379,36 @@ class RegistryClient:
             hint = "the registry failed internally; check its logs and retry"
         else:
             hint = "the registry rejected the request; the details above say why"
-        raise RegistryError(
+        message = (
             f"cannot {what} on registry {self.registry}: HTTP {status}"
             + (f" ({detail})" if detail else "")
             + f"; {hint}"
         )
+        if transient:
+            raise _Transient(message, _retry_after(response))
+        raise RegistryError(message)
 
     def _transport_failure(self, exc: httpx.HTTPError, what: str) -> NoReturn:
-        if isinstance(exc, httpx.ConnectError) and "SSL" in str(exc):
+        """A typed error for a failed exchange: refused, reset or dropped connections are
+        transient (a restarting or overloaded registry); TLS mismatches and timeouts not."""
+        tls_mismatch = isinstance(exc, httpx.ConnectError) and "SSL" in str(exc)
+        if tls_mismatch:
             hint = (
                 f"if {self.registry} serves plain HTTP, add it to {INSECURE_ENV} "
                 "(comma-separated hosts)"
             )
         elif isinstance(exc, httpx.ConnectError):
-            raise RegistryError(
+            raise _Transient(
                 f"registry {self.registry} is unreachable: {exc}; is it running?"
             ) from exc
         elif isinstance(exc, httpx.TimeoutException):
             hint = "the registry is slow or overloaded; retry, or check the network to it"
         else:
             hint = "the connection failed mid-request; is the registry still running?"
-        raise RegistryError(
-            f"cannot {what} on registry {self.registry}: {type(exc).__name__}: {exc}; {hint}"
-        ) from exc
+        message = f"cannot {what} on registry {self.registry}: {type(exc).__name__}: {exc}; {hint}"
+        if not tls_mismatch and isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
+            raise _Transient(message) from exc
+        raise RegistryError(message) from exc
 
 
 def _read(blob: Blob, progress: Callable[[int], None] | None) -> Iterator[bytes]:

@@ -6,25 +6,34 @@ from typing import Annotated
 
 import typer
 
-from bakery.errors import ImageBakingException
+from bakery.errors import ImageBakingException, quoted
 from frontends.cli.output import byte_progress, console, fail, log_line, print_json
 
 base_app = typer.Typer(help="Base images: build the embedded default.", no_args_is_help=True)
 
 
 def _pypi(requirements: list[str]) -> dict[str, str]:
-    """`--pypi 'flask>=2'` -> {"flask": ">=2"}: the pypi= dict bake_image takes."""
-    from packaging.requirements import InvalidRequirement, Requirement
+    """`--pypi 'flask>=2'` -> {"flask": ">=2"}: the pypi= dict bake_image takes; a direct
+    reference `--pypi 'six @ https://…/six-1.17.0-py2.py3-none-any.whl'` keeps its link."""
+    from packaging.utils import canonicalize_name
+
+    from bakery.spec import parse_requirement
 
     packages: dict[str, str] = {}
+    seen: set[str] = set()
     for text in requirements:
-        try:
-            requirement = Requirement(text)
-        except InvalidRequirement as error:
-            raise ImageBakingException(f"--pypi {text!r} is not a requirement: {error}") from None
+        requirement = parse_requirement(text, f"--pypi {quoted(text)}")
         extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
-        marker = f"; {requirement.marker}" if requirement.marker else ""
-        packages[requirement.name + extras] = f"{requirement.specifier}{marker}"
+        key = requirement.name + extras
+        if canonicalize_name(requirement.name) + extras.lower() in seen:
+            raise ImageBakingException(
+                f"--pypi names {key} more than once; give each package once, with all its "
+                "constraints (e.g. --pypi 'flask>=2,<4')."
+            )
+        version = f"@ {requirement.url}" if requirement.url else str(requirement.specifier)
+        marker = f" ; {requirement.marker}" if requirement.marker else ""
+        packages[key] = f"{version}{marker}"
+        seen.add(canonicalize_name(requirement.name) + extras.lower())
     return packages
 
 
