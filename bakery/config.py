@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 from bakery.errors import ImageBakingException
+from bakery.platforms import DEFAULT_PLATFORM
 from stagekit.dirs import cache_dir, data_dir
 
 ENV_PREFIX = "/opt/bakery/env"
@@ -61,4 +62,4 @@ def source_date_epoch() -> int:
 
 def platform() -> str:
     """Target platform when none is given: `BAKERY_PLATFORM`, default linux/amd64."""
-    return os.environ.get("BAKERY_PLATFORM") or "linux/amd64"
+    return os.environ.get("BAKERY_PLATFORM") or DEFAULT_PLATFORM

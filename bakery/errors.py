@@ -5,6 +5,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from stagekit.errors import ErrorKind
+
 QUOTE_LIMIT = 80
 """Characters of an input an error message shows: a 100 kB input must not come back whole."""
 
@@ -13,13 +15,21 @@ class ImageBakingException(Exception):
     """Baking failed; the message says what went wrong and what to do about it.
 
     `details` carries the raw evidence (e.g. uv's full output) for logs, so the message itself
-    can stay short enough for a person to read.
+    can stay short enough for a person to read. `kind` says what the failure means to a caller
+    (`stagekit.errors.ErrorKind`): bad input unless the raise says otherwise (a registry or
+    index that failed is `unavailable`, a full disk `internal`, a cancelled bake `cancelled`).
     """
 
-    def __init__(self, message: str, *, details: str | None = None) -> None:
+    kind: ErrorKind = ErrorKind.INVALID_INPUT
+
+    def __init__(
+        self, message: str, *, details: str | None = None, kind: ErrorKind | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        if kind is not None:
+            self.kind = kind
 
 
 def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
@@ -51,5 +61,6 @@ def room_in(directory: Path, setting: str) -> Iterator[None]:
         raise ImageBakingException(
             f"No space left in {shorten(str(directory))} ({error.strerror}): free space on "
             f"that disk, or point {setting} at one with room, then bake again. Nothing "
-            "half-written was kept."
+            "half-written was kept.",
+            kind=ErrorKind.INTERNAL,
         ) from None

@@ -10,14 +10,16 @@ epoch give the same digest.
 import copy
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bakery.base.model import BaseImage
 from bakery.layers.model import BuiltLayer
-from bakery.lock import Lock
 from bakery.oci.cache import BlobCache
 from bakery.oci.model import OCI_CONFIG, Image, canonical_json
 from bakery.oci.reference import DOCKER_HUB
+
+if TYPE_CHECKING:  # the lock module loads the resolver's helpers; a cache hit needs neither
+    from bakery.lock import Lock
 
 SPEC_ID_LABEL = "org.bakery.spec-id"
 LOCK_DIGEST_LABEL = "org.bakery.lock-digest"
@@ -72,7 +74,7 @@ def assemble(
     *,
     prefix: str,
     spec_id: str,
-    lock: Lock,
+    lock: "Lock",
     blobs: BlobCache,
     source_date_epoch: int,
 ) -> Image:

@@ -24,6 +24,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from bakery.errors import ImageBakingException, shorten
 from bakery.platforms import ARCHITECTURES
 from bakery.spec import Spec
+from stagekit.errors import ErrorKind
 
 GLIBC_MINOR = 28
 """Target manylinux_2_28: any glibc >= 2.28 base (Debian 10+, RHEL 8+) runs the wheels."""
@@ -32,6 +33,8 @@ _OLDEST_GLIBC_MINOR = {"x86_64": 5, "aarch64": 17}
 _LEGACY_MANYLINUX = {(17, "x86_64"): "manylinux2014", (17, "aarch64"): "manylinux2014"}
 _LEGACY_MANYLINUX |= {(12, "x86_64"): "manylinux2010", (5, "x86_64"): "manylinux1"}
 _NO_WHEEL = re.compile(r"(\S+?)(?:[=<>!~]=?\S*)? (?:has|have) no usable wheels")
+_UNREACHABLE = ("Failed to fetch", "error sending request", "Could not connect", "dns error")
+"""uv's words for an index it could not reach (a failure worth retrying, unlike a conflict)."""
 _NOT_FOUND = re.compile(r"(\S+) was not found in the package registry")
 
 
@@ -47,13 +50,22 @@ class LockedPackage:
     size: int | None
 
 
+LOCK_FORMAT = 2
+"""Version of the lock's JSON (the image's lock annotation); 2: it names its kind and format."""
+
+
 @dataclass(frozen=True)
 class Lock:
-    """The exact wheels one spec resolved to, sorted by name; `digest` names the set."""
+    """The exact wheels one spec resolved to, sorted by name; `digest` names the set.
+
+    `kind` is the ecosystem that locked it (the spec's kind); images baked before locks
+    carried kind and format read back as a format 1 PyPI lock."""
 
     platform: str
     python: str
     packages: tuple[LockedPackage, ...]
+    kind: str = "pypi"
+    format: int = LOCK_FORMAT
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, compact): the same lock always gives the same text."""
@@ -64,7 +76,13 @@ class Lock:
         """Inverse of `to_json`."""
         data = json.loads(text)
         packages = tuple(LockedPackage(**p) for p in data["packages"])
-        return cls(platform=data["platform"], python=data["python"], packages=packages)
+        return cls(
+            platform=data["platform"],
+            python=data["python"],
+            packages=packages,
+            kind=data.get("kind", "pypi"),
+            format=data.get("format", 1),
+        )
 
     @property
     def digest(self) -> str:
@@ -107,7 +125,9 @@ def lock(spec: Spec, *, timeout: float = 600.0) -> Lock:
     packages = [_choose_wheel(entry, tags, spec) for entry in entries]
     _check_hashes(packages, spec)
     packages.sort(key=lambda p: p.name)
-    return Lock(platform=spec.platform, python=spec.python, packages=tuple(packages))
+    return Lock(
+        platform=spec.platform, python=spec.python, packages=tuple(packages), kind=spec.kind
+    )
 
 
 def _compile(spec: Spec, timeout: float) -> dict:
@@ -148,7 +168,8 @@ def _compile(spec: Spec, timeout: float) -> dict:
         except subprocess.TimeoutExpired:
             raise ImageBakingException(
                 f"Resolving took longer than {timeout:.0f}s; check that the package index is "
-                "reachable, or simplify the requirements."
+                "reachable, or simplify the requirements.",
+                kind=ErrorKind.UNAVAILABLE,
             ) from None
     if done.returncode != 0:
         raise _explain(done.stderr, spec)
@@ -175,8 +196,11 @@ def _explain(stderr: str, spec: Spec) -> ImageBakingException:
         )
     else:
         headline = f"Could not resolve the requirements for {target}."
+    unreachable = any(sign in stderr for sign in _UNREACHABLE)
     return ImageBakingException(
-        "\n".join([headline, *_uv_reasons(stderr)]), details=stderr.strip() or None
+        "\n".join([headline, *_uv_reasons(stderr)]),
+        details=stderr.strip() or None,
+        kind=ErrorKind.UNAVAILABLE if unreachable and not (no_wheel or not_found) else None,
     )
 
 

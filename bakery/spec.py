@@ -19,7 +19,6 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import version as _dist_version
 from pathlib import Path, PurePosixPath
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -30,14 +29,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bakery import __version__
 from bakery.errors import ImageBakingException, quoted, shorten
+from bakery.platforms import DEFAULT_PLATFORM, PLATFORMS
 
-PLATFORMS = ("linux/amd64", "linux/arm64")
-DEFAULT_PLATFORM = "linux/amd64"
 DEFAULT_PYTHON = "3.11"
-BUILDER_VERSION = _dist_version("bakery")
+BUILDER_VERSION = __version__
 """Part of every spec id: a new builder may lay files out differently, so it must not reuse."""
 
 MAX_FILE_BYTES = 4 << 20
@@ -57,93 +55,46 @@ _OPTIONS = ("-r", "--requirement", "-i", "--index-url", "--extra-index-url", "--
 _URL_SCHEMES = ("https", "http")
 
 
-class Spec(BaseModel):
+SPEC_FORMAT = 2
+"""Version of the Spec's fields and their meaning; part of every spec id (2: kind, format)."""
+
+SpecKind = Literal["pypi"]
+"""The ecosystem a spec is locked in; conda and built artifacts come next."""
+
+
+@dataclass(frozen=True)
+class Spec:
     """Normalized bake inputs; `spec_id` names them.
 
     `hashes` maps a canonical package name to the sha256 digests a requirements file allows
-    for it; the lock must pick one of them.
+    for it; the lock must pick one of them. Construction validates and normalizes every
+    field (a plain dataclass: the bake's start-up path imports no validation framework).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-
     requirements: tuple[str, ...]
+    base_image_digest: str
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
-    hashes: dict[str, tuple[str, ...]] = {}
+    hashes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     platform: str = DEFAULT_PLATFORM
     python: str = DEFAULT_PYTHON
-    base_image_digest: str
     builder_version: str = BUILDER_VERSION
     cache_name: str | None = None
     compression: Literal["gzip", "zstd"] = "gzip"
-    source_date_epoch: int = Field(default=0, ge=0)
+    source_date_epoch: int = 0
     """The image config's `created` time: it changes the image's bytes, so the id too."""
+    kind: SpecKind = "pypi"
+    format: int = SPEC_FORMAT
 
-    @field_validator("requirements")
-    @classmethod
-    def _sorted_requirements(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("no requirements: give at least one package")
-        return tuple(sorted({_normalize(r) for r in value}))
-
-    @field_validator("index_url")
-    @classmethod
-    def _index_url(cls, value: str | None) -> str | None:
-        return value if value is None else _check_index_url(value, "index_url")
-
-    @field_validator("extra_index_urls")
-    @classmethod
-    def _extra_index_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_check_index_url(url, "extra index URL") for url in value)
-
-    @field_validator("hashes")
-    @classmethod
-    def _sorted_hashes(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-        for name, digests in value.items():
-            for digest in digests:
-                if not _SHA256_HEX.fullmatch(digest):
-                    raise ValueError(
-                        f"hash for {quoted(name)} is not a sha256 hex digest: {quoted(digest)}"
-                    )
-        return {canonicalize_name(k): tuple(sorted(set(v))) for k, v in sorted(value.items())}
-
-    @field_validator("platform")
-    @classmethod
-    def _known_platform(cls, value: str) -> str:
-        if value not in PLATFORMS:
-            raise ValueError(f"platform {quoted(value)} is not supported; use one of {PLATFORMS}")
-        return value
-
-    @field_validator("python")
-    @classmethod
-    def _minor_python(cls, value: str) -> str:
-        match = _PYTHON.fullmatch(value)
-        if not match or int(match.group(1)) < _MIN_PYTHON_MINOR:
-            raise ValueError(
-                f"python {quoted(value)} is not a supported version; give one like '3.11' "
-                f"(3.{_MIN_PYTHON_MINOR} or newer)"
-            )
-        return f"3.{int(match.group(1))}"
-
-    @field_validator("cache_name")
-    @classmethod
-    def _cache_name(cls, value: str | None) -> str | None:
-        if value is not None and not _CACHE_NAME.fullmatch(value):
-            raise ValueError(
-                f"cache_name {quoted(value)} must be 1-64 characters of a-z, 0-9, '.', '_' or "
-                "'-', starting with a letter or digit"
-            )
-        return value
-
-    @field_validator("base_image_digest")
-    @classmethod
-    def _digest(cls, value: str) -> str:
-        if not _DIGEST.fullmatch(value):
-            raise ValueError(
-                f"base image digest {quoted(value)} is not 'sha256:<64 hex>'; "
-                "resolve the base image to its digest first"
-            )
-        return value
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        for name, check in _FIELD_CHECKS.items():
+            try:
+                object.__setattr__(self, name, check(getattr(self, name)))
+            except (ValueError, TypeError) as exc:
+                problems.append(f"{name}: {exc}")
+        if problems:
+            raise ImageBakingException(f"Invalid bake inputs: {shorten('; '.join(problems), 300)}.")
 
     @property
     def python_tag(self) -> str:
@@ -153,8 +104,132 @@ class Spec(BaseModel):
     @property
     def spec_id(self) -> str:
         """blake3 hex of the canonical JSON of every field: same inputs, same id."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return blake3.blake3(canonical.encode()).hexdigest()
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    if not isinstance(value, tuple | list):
+        raise TypeError(f"expected a tuple of strings, got {type(value).__name__}")
+    return tuple(_text(item) for item in value)
+
+
+def _requirements(value: object) -> tuple[str, ...]:
+    texts = _texts(value)
+    if not texts:
+        raise ValueError("no requirements: give at least one package")
+    return tuple(sorted({_normalize(r) for r in texts}))
+
+
+def _index_url(value: object) -> str | None:
+    text = _optional_text(value)
+    return text if text is None else _check_index_url(text, "index_url")
+
+
+def _extra_index_urls(value: object) -> tuple[str, ...]:
+    return tuple(_check_index_url(url, "extra index URL") for url in _texts(value))
+
+
+def _hashes(value: object) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected a mapping, got {type(value).__name__}")
+    for name, digests in value.items():
+        for digest in _texts(digests):
+            if not _SHA256_HEX.fullmatch(digest):
+                raise ValueError(
+                    f"hash for {quoted(name)} is not a sha256 hex digest: {quoted(digest)}"
+                )
+    return {canonicalize_name(_text(k)): tuple(sorted(set(v))) for k, v in sorted(value.items())}
+
+
+def _platform(value: object) -> str:
+    if _text(value) not in PLATFORMS:
+        raise ValueError(f"platform {quoted(value)} is not supported; use one of {PLATFORMS}")
+    return value  # type: ignore[return-value]  # checked to be one of PLATFORMS
+
+
+def _python(value: object) -> str:
+    match = _PYTHON.fullmatch(_text(value))
+    if not match or int(match.group(1)) < _MIN_PYTHON_MINOR:
+        raise ValueError(
+            f"python {quoted(value)} is not a supported version; give one like '3.11' "
+            f"(3.{_MIN_PYTHON_MINOR} or newer)"
+        )
+    return f"3.{int(match.group(1))}"
+
+
+def _cache_name(value: object) -> str | None:
+    text = _optional_text(value)
+    if text is not None and not _CACHE_NAME.fullmatch(text):
+        raise ValueError(
+            f"cache_name {quoted(text)} must be 1-64 characters of a-z, 0-9, '.', '_' or "
+            "'-', starting with a letter or digit"
+        )
+    return text
+
+
+def _digest(value: object) -> str:
+    if not _DIGEST.fullmatch(_text(value)):
+        raise ValueError(
+            f"base image digest {quoted(value)} is not 'sha256:<64 hex>'; "
+            "resolve the base image to its digest first"
+        )
+    return value  # type: ignore[return-value]  # checked to be a digest string
+
+
+def _compression(value: object) -> str:
+    if value not in ("gzip", "zstd"):
+        raise ValueError(f"compression {quoted(value)} is not 'gzip' or 'zstd'")
+    return value  # type: ignore[return-value]  # one of the two
+
+
+def _epoch(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError("must be 0 or more (seconds since 1970)")
+    return value
+
+
+def _kind(value: object) -> str:
+    if value != "pypi":
+        raise ValueError(f"kind {quoted(value)} is not supported; 'pypi' is")
+    return value  # type: ignore[return-value]
+
+
+def _format(value: object) -> int:
+    if value != SPEC_FORMAT:
+        raise ValueError(f"format {quoted(value)} is not this bakery's spec format {SPEC_FORMAT}")
+    return value  # type: ignore[return-value]
+
+
+_FIELD_CHECKS = {
+    "requirements": _requirements,
+    "base_image_digest": _digest,
+    "index_url": _index_url,
+    "extra_index_urls": _extra_index_urls,
+    "hashes": _hashes,
+    "platform": _platform,
+    "python": _python,
+    "builder_version": _text,
+    "cache_name": _cache_name,
+    "compression": _compression,
+    "source_date_epoch": _epoch,
+    "kind": _kind,
+    "format": _format,
+}
+"""Each field's check: returns the normalized value, raises ValueError/TypeError to refuse."""
 
 
 def python_tag(python: str) -> str:
@@ -197,26 +272,19 @@ def make_spec(
     else:
         assert pyproject_toml is not None  # exactly one source was given
         reqs = read_pyproject(input_path(pyproject_toml, "pyproject_toml"))
-    try:
-        spec = Spec(
-            requirements=tuple(reqs.requirements),
-            index_url=reqs.index_url,
-            extra_index_urls=tuple(reqs.extra_index_urls),
-            hashes={k: tuple(v) for k, v in reqs.hashes.items()},
-            platform=platform,
-            python=python,
-            base_image_digest=base_image_digest,
-            builder_version=builder_version,
-            cache_name=cache_name,
-            compression=compression,
-            source_date_epoch=source_date_epoch,
-        )
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {str(e['msg']).removeprefix('Value error, ')}"
-            for e in exc.errors()
-        )
-        raise ImageBakingException(f"Invalid bake inputs: {shorten(problems, 300)}.") from None
+    spec = Spec(
+        requirements=tuple(reqs.requirements),
+        index_url=reqs.index_url,
+        extra_index_urls=tuple(reqs.extra_index_urls),
+        hashes={k: tuple(v) for k, v in reqs.hashes.items()},
+        platform=platform,
+        python=python,
+        base_image_digest=base_image_digest,
+        builder_version=builder_version,
+        cache_name=cache_name,
+        compression=compression,  # type: ignore[arg-type]  # Spec checks it
+        source_date_epoch=source_date_epoch,
+    )
     if reqs.requires_python and Version(spec.python) not in SpecifierSet(reqs.requires_python):
         raise ImageBakingException(
             f"{shorten(str(pyproject_toml))} requires Python {quoted(reqs.requires_python)} but "

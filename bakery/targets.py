@@ -1,15 +1,18 @@
-"""Choosing where a baked image goes: a registry, the local OCI layout, or the Docker daemon."""
+"""Choosing where a baked image goes: a registry, the local OCI layout, or the Docker daemon.
+
+Each publisher is imported when chosen: a bake into the local layout loads no HTTP client.
+"""
 
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from bakery import config
 from bakery.errors import ImageBakingException, quoted
-from bakery.oci.daemon import DaemonPublisher
-from bakery.oci.layout import LayoutPublisher
 from bakery.oci.publish import Publisher
 from bakery.oci.reference import Reference
-from bakery.oci.remote import RegistryPublisher, Step
+
+if TYPE_CHECKING:
+    from bakery.oci.remote import Step
 
 Target = Literal["registry", "layout", "daemon"]
 TARGETS: tuple[Target, ...] = ("registry", "layout", "daemon")
@@ -18,7 +21,7 @@ TARGETS: tuple[Target, ...] = ("registry", "layout", "daemon")
 def open_target(
     target: str | None,
     registry: str | None,
-    on_step: Callable[[Step, str], None] | None = None,
+    on_step: "Callable[[Step, str], None] | None" = None,
 ) -> Publisher:
     """The publisher for `target` (default: the registry if one is configured, else the
     layout directory); `registry` overrides BAKERY_REGISTRY; `on_step` sees registry pushes."""
@@ -35,9 +38,15 @@ def open_target(
             raise ImageBakingException(
                 f"registry {quoted(registry)} names an image; give a repository like host:port/repo"
             )
+        from bakery.oci.remote import RegistryPublisher
+
         return RegistryPublisher(reference, on_step=on_step)
     if chosen == "layout":
+        from bakery.oci.layout import LayoutPublisher
+
         return LayoutPublisher(config.image_layout_dir())
     if chosen == "daemon":
+        from bakery.oci.daemon import DaemonPublisher
+
         return DaemonPublisher()
     raise ImageBakingException(f"unknown target {quoted(target)}; use one of {', '.join(TARGETS)}")

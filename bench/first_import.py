@@ -29,7 +29,6 @@ from pathlib import Path
 
 import bakery.bake
 from bakery.bake import bake_image
-from bakery.base import debian
 from bakery.layers.bytecode import NoCompiler
 from bench.bake import (
     Registry,
@@ -45,8 +44,6 @@ from bench.results import table, update_section
 
 WORK = Path(__file__).with_name(".work") / "first-import"
 PACKAGES = ["pandas"]
-BASE_EXTRAS = ("libstdc++6",)
-"""numpy's manylinux wheels load the system C++ runtime, which the default base lacks."""
 IMPORT = "import time; t = time.perf_counter(); import pandas; print(time.perf_counter() - t)"
 COUNT_PYCS = "find / -xdev -path '*/pandas/*' -name '*.pyc' | wc -l"
 
@@ -115,7 +112,6 @@ def main() -> None:
     registry.start()
     pulled: list[str] = []
     base = None
-    debian.PACKAGES = (*debian.PACKAGES, *BASE_EXTRAS)
     try:
         base = push_base(registry)
         wheels = locked_wheels(PACKAGES)

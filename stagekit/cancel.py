@@ -52,5 +52,11 @@ class CancelToken:
                 "the deadline passed before the work finished", ErrorKind.DEADLINE_EXCEEDED
             )
 
+    def remaining(self, at_most: float) -> float:
+        """Seconds left before the deadline, capped at `at_most` (a subprocess's timeout)."""
+        if self.deadline is None:
+            return at_most
+        return max(0.0, min(at_most, self.deadline - time.monotonic()))
+
     def _expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline

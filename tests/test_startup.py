@@ -28,6 +28,13 @@ def test_bake_does_not_import_the_deployers_or_the_s3_client():
     assert _imported_after("import bakery.bake", ["docker", "kubernetes", "boto3"]) == []
 
 
+def test_bake_imports_the_build_pipeline_only_when_it_builds():
+    """A cache hit needs the spec and the target's `find`: no resolver, layer builder, HTTP
+    client or requirement parser is loaded by `import bakery.bake`."""
+    heavy = ["bakery.build", "bakery.lock", "bakery.layers.wheel", "httpx", "packaging", "rich"]
+    assert _imported_after("import bakery.bake", heavy) == []
+
+
 @pytest.mark.parametrize(
     "statement",
     ["import bakery", "import packager", "import deployer", "import frontends.cli"],

@@ -13,7 +13,6 @@ process or temp tree of it is left behind.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -22,49 +21,28 @@ from typing import Any
 
 from bakery.base.contained import run_contained, scratch_directory
 from bakery.base.python import EXECUTABLE_LABEL, VERSION_LABEL, pick_python
+from bakery.base.recipe import (
+    ENV,
+    SUITE_LABEL,
+    mmdebstrap_command,
+    split_platform,
+)
 from bakery.base.rootfs import normalise_rootfs
 from bakery.errors import ImageBakingException
 from bakery.oci.cache import BlobCache
 from bakery.oci.model import OCI_CONFIG, Image, canonical_json
+from bakery.platforms import DEFAULT_PLATFORM
 from reprotar.tar import FIXED_MTIME
 from stagekit.progress import ProgressCallback
 
-SUITE_LABEL = "org.bakery.base.suite"
-# What manylinux wheels may take from the system: the libraries of auditwheel's policy
-# `lib_whitelist` that Debian ships outside a graphics stack (README, "Base images").
-MANYLINUX_LIBRARIES = (
-    "libc6",  # libc, libm, libmvec, libpthread, libdl, librt, libanl, libutil, libresolv, libnsl
-    "libgcc-s1",
-    "libstdc++6",
-    "libatomic1",
-    "zlib1g",
-    "libexpat1",
-    "libglib2.0-0",  # libglib, libgobject, libgthread
-)
-PACKAGES = ("python3", "ca-certificates", *MANYLINUX_LIBRARIES)
-_RECIPE_VERSION = 1  # bump when the layer's bytes change for the same packages (rootfs.py)
-ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
 _STAGE = "bootstrap debian"
-_DROP_HOST_FILES = 'rm -f "$1/etc/resolv.conf" "$1/etc/hostname"'
-# OCI platform "arch[/variant]" -> Debian architecture
-_DEBIAN_ARCH = {
-    "amd64": "amd64",
-    "arm64": "arm64",
-    "arm64/v8": "arm64",
-    "arm/v7": "armhf",
-    "arm/v5": "armel",
-    "386": "i386",
-    "ppc64le": "ppc64el",
-    "s390x": "s390x",
-    "riscv64": "riscv64",
-}
 
 
 def build_debian_base(
     cache: BlobCache,
     *,
     suite: str = "bookworm",
-    platform: str = "linux/amd64",
+    platform: str = DEFAULT_PLATFORM,
     mirror: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> Image:
@@ -74,8 +52,8 @@ def build_debian_base(
     `mirror` is a URL (or a full `deb ...` line) replacing deb.debian.org and its security
     and updates suites. Needs root, mmdebstrap and util-linux (unshare, setpriv); 20-50 s.
     """
-    os_, arch, variant = _split_platform(platform)
-    command = _mmdebstrap_command(suite, arch, variant)
+    os_, arch, variant = split_platform(platform)
+    command = mmdebstrap_command(suite, arch, variant)
     with scratch_directory("bakery-base-") as scratch:
         rootfs = scratch / "rootfs.tar"
         target = [str(rootfs)] + ([mirror] if mirror else [])
@@ -106,41 +84,6 @@ def build_debian_base(
         config["variant"] = variant
     config_digest = cache.put_bytes(canonical_json(config))
     return Image(config=cache.blob(config_digest, OCI_CONFIG), layers=(built.layer,))
-
-
-def recipe_id(suite: str = "bookworm", platform: str = "linux/amd64") -> str:
-    """12 hex digits naming what `build_debian_base` makes of `suite` and `platform` apart
-    from the mirror's package versions: the mmdebstrap command (packages, hooks, arch), the
-    image config's environment and the layer format. A changed recipe means a new base."""
-    os_, arch, variant = _split_platform(platform)
-    recipe = [_RECIPE_VERSION, os_, *_mmdebstrap_command(suite, arch, variant), *ENV]
-    return hashlib.sha256(repr(recipe).encode()).hexdigest()[:12]
-
-
-def _split_platform(platform: str) -> tuple[str, str, str | None]:
-    os_, _, arch_variant = platform.partition("/")
-    arch, _, variant = arch_variant.partition("/")
-    if os_ != "linux" or arch_variant not in _DEBIAN_ARCH:
-        raise ImageBakingException(
-            f"cannot build a Debian base for platform {platform!r}: use one of "
-            + ", ".join(f"linux/{name}" for name in _DEBIAN_ARCH)
-        )
-    return os_, arch, variant or None
-
-
-def _mmdebstrap_command(suite: str, arch: str, variant: str | None) -> list[str]:
-    """Everything but the target and the mirror, which follow the suite."""
-    debian_arch = _DEBIAN_ARCH[f"{arch}/{variant}" if variant else arch]
-    return [
-        "mmdebstrap",
-        "--mode=root",
-        "--variant=essential",
-        f"--include={','.join(PACKAGES)}",
-        "--format=tar",
-        f"--architectures={debian_arch}",
-        f"--customize-hook={_DROP_HOST_FILES}",
-        suite,
-    ]
 
 
 def _run(command: list[str], scratch: Path, suite: str, progress: ProgressCallback | None) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bakery import config
-from bakery.base.debian import build_debian_base, recipe_id
+from bakery.base.recipe import recipe_id
 from bakery.oci.cache import BlobCache
 from bakery.oci.layout import LAYOUT_SCHEME, LayoutPublisher
 from stagekit.progress import Reporter
@@ -27,6 +27,8 @@ def ensure_default_base(
     layout = LayoutPublisher(config.image_layout_dir())
     tag = default_base_tag(platform)
     if force or layout.find(tag) is None:
+        from bakery.base.debian import build_debian_base
+
         reporter.info(
             f"Building the default base image (Debian bookworm, python3, system libs, {platform})"
         )

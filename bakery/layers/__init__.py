@@ -7,7 +7,6 @@ from stagekit.lazy import lazy_exports
 if TYPE_CHECKING:
     from bakery.layers.model import BuiltLayer
     from bakery.layers.wheel import (
-        DEFAULT_PREFIX,
         LAYER_FORMAT_VERSION,
         build_wheel_layer,
         stage_wheel,
@@ -15,7 +14,6 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "DEFAULT_PREFIX",
     "LAYER_FORMAT_VERSION",
     "BuiltLayer",
     "build_wheel_layer",
@@ -24,6 +22,11 @@ __all__ = [
 ]
 __getattr__ = lazy_exports(
     __name__,
-    {"BuiltLayer": "bakery.layers.model"}
-    | dict.fromkeys(__all__[:2] + __all__[3:], "bakery.layers.wheel"),
+    {
+        "BuiltLayer": "bakery.layers.model",
+        "LAYER_FORMAT_VERSION": "bakery.layers.wheel",
+        "build_wheel_layer": "bakery.layers.wheel",
+        "stage_wheel": "bakery.layers.wheel",
+        "wheel_layer_key": "bakery.layers.wheel",
+    },
 )

@@ -26,6 +26,7 @@ from installer.scripts import Script
 from installer.sources import WheelFile
 from installer.utils import Scheme, copyfileobj_with_hashing
 
+from bakery.config import ENV_PREFIX
 from bakery.errors import ImageBakingException
 from bakery.layers.bytecode import Compiler, compiled
 from bakery.layers.cache import cached_layer, store_layer
@@ -33,7 +34,6 @@ from bakery.layers.model import BuiltLayer
 from bakery.layers.tarball import Compression, LayerFile
 from bakery.spec import python_tag
 
-DEFAULT_PREFIX = "/opt/bakery/env"
 LAYER_FORMAT_VERSION = 2
 """Bump whenever the bytes a given wheel turns into change; old cache entries then miss."""
 
@@ -63,7 +63,7 @@ def build_wheel_layer(
     python: str,
     cache: Path,
     compiler: Compiler | None,
-    prefix: str = DEFAULT_PREFIX,
+    prefix: str = ENV_PREFIX,
     compression: Compression = "gzip",
 ) -> BuiltLayer:
     """The layer of the wheel at `wheel` for target Python `python` (e.g. "3.11"), with the
@@ -90,7 +90,7 @@ def build_wheel_layer(
 
 
 def stage_wheel(
-    wheel: Path, *, filename: str, python: str, prefix: str = DEFAULT_PREFIX
+    wheel: Path, *, filename: str, python: str, prefix: str = ENV_PREFIX
 ) -> dict[str, LayerFile]:
     """Install `wheel` into memory: {path relative to `/`: file} as it would sit in the image."""
     site_packages = _site_packages(prefix, python)

@@ -120,6 +120,8 @@ class _EngineErrors:
 class DaemonPublisher:
     """Loads images into the Docker Engine as `<repository>:<tag>`."""
 
+    registry = None
+
     def __init__(
         self,
         repository: str = DEFAULT_REPOSITORY,

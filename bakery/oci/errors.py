@@ -4,6 +4,7 @@ They are ImageBakingExceptions, so the bakery can let them reach its caller unch
 """
 
 from bakery.errors import ImageBakingException
+from stagekit.errors import ErrorKind
 
 
 class OciError(ImageBakingException):
@@ -17,10 +18,16 @@ class InvalidReference(OciError):
 class RegistryError(OciError):
     """A registry could not be reached, refused a request, or sent bad content."""
 
+    kind = ErrorKind.UNAVAILABLE
+
 
 class LayoutError(OciError):
     """An OCI image-layout directory is unreadable or malformed."""
 
+    kind = ErrorKind.NOT_FOUND
+
 
 class DaemonError(OciError):
     """The Docker Engine could not be reached or refused to load an image."""
+
+    kind = ErrorKind.UNAVAILABLE

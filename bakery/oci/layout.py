@@ -32,6 +32,8 @@ class LayoutPublisher:
         self._blobs = self.directory / "blobs" / "sha256"
         self._index = self.directory / "index.json"
 
+    registry = None
+
     def close(self) -> None:
         """Nothing to release: the layout is plain files."""
 

@@ -19,6 +19,11 @@ class Found(NamedTuple):
 
 
 class Publisher(Protocol):
+    @property
+    def registry(self) -> str | None:
+        """The registry host this target writes to; None for a layout or the engine."""
+        ...
+
     def publish(self, image: Image, tag: str) -> str:
         """Store the image, then point `tag` at it; returns an immutable reference to it."""
         ...

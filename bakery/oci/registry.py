@@ -42,6 +42,7 @@ from bakery.oci.model import (
 )
 from bakery.oci.reference import Reference
 from bakery.platforms import DEFAULT_PLATFORM
+from stagekit.errors import ErrorKind
 
 ACCEPT_MANIFESTS = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
 INSECURE_ENV = "BAKERY_INSECURE_REGISTRIES"
@@ -124,6 +125,14 @@ def _tls_context() -> ssl.SSLContext:
     """One TLS context per process: loading the CA bundle costs ~25 ms, more than a whole
     cache-hit bake against a loopback registry."""
     return httpx.create_ssl_context()
+
+
+_KINDS = {
+    401: ErrorKind.INVALID_INPUT,  # wrong or missing credentials: fix them, do not retry
+    403: ErrorKind.INVALID_INPUT,
+    404: ErrorKind.NOT_FOUND,
+}
+"""What a refused request means to a caller; anything else a registry refuses is unavailable."""
 
 
 class RegistryClient:
@@ -386,7 +395,7 @@ class RegistryClient:
         )
         if transient:
             raise _Transient(message, _retry_after(response))
-        raise RegistryError(message)
+        raise RegistryError(message, kind=_KINDS.get(status))
 
     def _transport_failure(self, exc: httpx.HTTPError, what: str) -> NoReturn:
         """A typed error for a failed exchange: refused, reset or dropped connections are

@@ -56,6 +56,10 @@ class RegistryPublisher:
         self._pool = ThreadPoolExecutor(PARALLEL_BLOBS, thread_name_prefix="bakery-push")
         self._ahead: dict[str, Future[BlobStep]] = {}
 
+    @property
+    def registry(self) -> str:
+        return self.ref.registry
+
     def close(self) -> None:
         """Stop pushes not yet started, wait for the running ones, close the connection."""
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -89,16 +93,20 @@ class RegistryPublisher:
         *,
         mount_from: Mapping[str, str] | None = None,
         fetch: Callable[[Blob], None] | None = None,
+        before_tag: Callable[[], None] | None = None,
     ) -> str:
         """Push `image` and tag it; `mount_from` maps a blob digest to a repository of the
         same registry known to hold it, so the registry links it instead of receiving it.
         A blob whose file is not local (known only by descriptor) is obtained with `fetch`
-        in the rare case that it must be uploaded after all."""
+        in the rare case that it must be uploaded after all. `before_tag` runs once every
+        blob and the manifest are stored: raising there (a cancelled bake) leaves no tag."""
         self.push_ahead(image.blobs(), mount_from=mount_from, fetch=fetch)
         self._settle(image.blobs())
         manifest = image.manifest
         self.client.put_manifest(manifest.digest, manifest.data, manifest.media_type)
         self._on_step("manifest", manifest.digest)
+        if before_tag is not None:
+            before_tag()
         self.client.put_manifest(tag, manifest.data, manifest.media_type)
         self._on_step("tagged", manifest.digest)
         return str(self.ref.with_digest(manifest.digest))

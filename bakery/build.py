@@ -1,0 +1,162 @@
+"""Building an image nobody baked yet: base -> lock -> layers -> image -> publish.
+
+Imported by `bakery.bake` only after the tag lookup missed, so a cache hit never loads the
+resolver, the layer builders or the HTTP client. The part that knows a package manager is
+the spec's ecosystem (`bakery.ecosystems`); base loading, the layer budget, assembly and
+publishing are the same for every ecosystem.
+"""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bakery import config
+from bakery.bake import BakeResult, Uploads, python_path
+from bakery.base.load import fetch_base_layers, load_base
+from bakery.base.model import BaseImage
+from bakery.ecosystems import ecosystem_for
+from bakery.image import assemble
+from bakery.layers.budget import LAYER_BUDGET
+from bakery.layers.model import BuiltLayer
+from bakery.oci.cache import BlobCache
+from bakery.oci.model import Image
+from bakery.oci.publish import Publisher
+from bakery.oci.remote import RegistryPublisher
+from bakery.spec import Spec
+from stagekit.cancel import CancelToken
+from stagekit.progress import Reporter
+
+
+def load_base_image(
+    reference: str, publisher: Publisher, blobs: BlobCache, platform: str, reporter: Reporter
+) -> BaseImage:
+    """The pinned base in the blob cache; a registry base's layer bytes are left out when
+    the publisher mounts them from the same registry."""
+    reporter.info(f"Loading base image {reference}")
+    fetch_layers = _mount_repository(publisher, reference) is None
+    return load_base(reference, blobs, platform=platform, fetch_layers=fetch_layers)
+
+
+def build_image(
+    spec: Spec,
+    base_reference: str,
+    publisher: Publisher,
+    tag: str,
+    *,
+    blobs: BlobCache,
+    uploads: Uploads,
+    reporter: Reporter,
+    cancel: CancelToken,
+) -> BakeResult:
+    """Lock, layer, assemble and publish `spec` on the pinned base; the tag goes last."""
+    seconds: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        seconds[stage] = seconds.get(stage, 0.0) + now - clock
+        clock = now
+        cancel.check()
+
+    base = load_base_image(base_reference, publisher, blobs, spec.platform, reporter)
+    mount_repository = _mount_repository(publisher, base_reference)
+    lap("base")
+    on_built: Callable[[BuiltLayer], None] | None = None
+    if isinstance(publisher, RegistryPublisher):
+        # The base's layers travel while the spec is resolved, each package layer as soon as
+        # it is built; `publish` waits for them all before the manifest and tag.
+        pusher = publisher
+        pusher.push_ahead(base.layers, **_base_push(base, mount_repository, blobs))
+        on_built = lambda layer: pusher.push_ahead([layer.oci_layer()])  # noqa: E731
+    ecosystem = ecosystem_for(spec)
+    reporter.info(
+        f"Resolving {len(spec.requirements)} requirement(s) for {spec.platform}, "
+        f"Python {spec.python}"
+    )
+    locked = ecosystem.lock(spec, cancel)
+    lap("resolve")
+    layers = ecosystem.layers(
+        spec,
+        locked,
+        base,
+        cache=config.bake_cache_dir(),
+        reporter=reporter,
+        on_built=on_built,
+        room=LAYER_BUDGET - len(base.layers),
+        cancel=cancel,
+    )
+    lap("layers")
+    image = assemble(
+        base,
+        layers,
+        prefix=config.ENV_PREFIX,
+        spec_id=spec.spec_id,
+        lock=locked,
+        blobs=blobs,
+        source_date_epoch=spec.source_date_epoch,
+    )
+    reference, uploaded = _publish(
+        publisher, image, tag, base, mount_repository, blobs, uploads, reporter, cancel
+    )
+    lap("publish")
+    reporter.info(f"Baked {reference}")
+    return BakeResult(
+        image=reference,
+        python_path=python_path(),
+        spec_id=spec.spec_id,
+        lock_digest=locked.digest,
+        outcome="built",
+        stage_seconds=seconds,
+        bytes_uploaded=uploaded,
+    )
+
+
+def _mount_repository(publisher: Publisher, base_reference: str) -> str | None:
+    """The base's repository when publishing to the registry that holds it: the push mounts
+    its layers there, so their bytes are never needed locally."""
+    from bakery.base.source import parse_base
+
+    base = parse_base(base_reference)
+    if base.registry is not None and base.registry.registry == publisher.registry:
+        return base.registry.repository
+    return None
+
+
+def _base_push(base: BaseImage, mount_repository: str | None, blobs: BlobCache) -> dict[str, Any]:
+    """How a registry push gets the base's layers: mounted from `mount_repository` when
+    there is one, else uploaded, fetched from the base's registry first if not local."""
+    mount_from = None
+    if mount_repository is not None:
+        mount_from = dict.fromkeys((layer.digest for layer in base.layers), mount_repository)
+    return {"mount_from": mount_from, "fetch": lambda _blob: fetch_base_layers(base, blobs)}
+
+
+def _publish(
+    publisher: Publisher,
+    image: Image,
+    tag: str,
+    base: BaseImage,
+    mount_repository: str | None,
+    blobs: BlobCache,
+    uploads: Uploads,
+    reporter: Reporter,
+    cancel: CancelToken,
+) -> tuple[str, int]:
+    """Publish (base layers mounted from `mount_repository` when there is one); returns the
+    reference and the bytes uploaded. The last check for cancellation is before the tag."""
+    reporter.info(f"Publishing {len(image.layers)} layers as {tag}")
+    if not isinstance(publisher, RegistryPublisher):
+        fetch_base_layers(base, blobs)
+        cancel.check()
+        return publisher.publish(image, tag), 0
+    uploads.expect(image)
+    result = publisher.publish(
+        image, tag, before_tag=cancel.check, **_base_push(base, mount_repository, blobs)
+    )
+    stats = publisher.stats
+    reporter.info(
+        f"Uploaded {stats.uploaded} blob(s) ({stats.uploaded_bytes / 1e6:.1f} MB), "
+        f"mounted {stats.mounted}, already present {stats.skipped}"
+    )
+    return result, stats.uploaded_bytes

@@ -1,0 +1,122 @@
+"""A bake request as one typed value: everything `bake_image` takes.
+
+`bake_image(**options)` builds a `BakeRequest`; `check()` refuses bad input before any base
+image, registry or index is touched. The service's `BakeRequest` message maps onto it field
+for field, so a remote bake and a local one go through the same checks.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bakery import config
+from bakery.base.source import parse_base
+from bakery.errors import ImageBakingException, quoted, shorten
+
+if TYPE_CHECKING:  # the spec parses requirements with `packaging`: loaded when a bake runs
+    from bakery.spec import Spec
+
+OPTIONS = ("platform", "registry", "target", "force", "progress", "events", "compression")
+"""The keyword options `bake_image` takes beyond the reference's named parameters."""
+
+_UNPINNED = "sha256:" + "0" * 64
+
+
+@dataclass(frozen=True)
+class BakeRequest:
+    """What to bake (exactly one of pypi, requirements_file, pyproject_toml), on which base,
+    for which target, and where the image goes. None means "the default"."""
+
+    pypi: Mapping[str, str] | None = None
+    requirements_file: str | Path | None = None
+    pyproject_toml: str | Path | None = None
+    conda: Mapping[str, str] | None = None
+    base_image: str | None = None
+    python: str | None = None
+    platform: str | None = None
+    cache_name: str | None = None
+    compression: str | None = None
+    force: bool = False
+    registry: str | None = None
+    target: str | None = None
+
+    def check(self) -> None:
+        """Refuse bad input now, with a short ImageBakingException, before any I/O beyond
+        reading the dependency file itself."""
+        if self.conda is not None:
+            raise ImageBakingException(
+                "conda specs are not supported yet; use pypi=, requirements_file= or "
+                "pyproject_toml="
+            )
+        for name in ("platform", "registry", "target", "compression", "python", "base_image"):
+            _optional_text(getattr(self, name), name)
+        if not isinstance(self.force, bool):
+            raise ImageBakingException(f"force must be True or False, not {quoted(self.force)}.")
+        base = self.base_reference
+        if base is not None:
+            parse_base(base)  # a malformed reference is refused now, not after the spec
+        from bakery.spec import DEFAULT_PYTHON
+
+        self.spec(_UNPINNED, self.python or DEFAULT_PYTHON)
+
+    @property
+    def base_reference(self) -> str | None:
+        """The base image asked for, else BAKERY_BASE_IMAGE; None: the embedded default."""
+        return self.base_image if self.base_image is not None else config.base_image()
+
+    @property
+    def target_platform(self) -> str:
+        return config.platform() if self.platform is None else self.platform
+
+    def spec(self, base_digest: str, python: str) -> "Spec":
+        """The normalized spec of this request on a base pinned to `base_digest`."""
+        from bakery.spec import make_spec
+
+        return make_spec(
+            pypi=self.pypi,
+            requirements_file=self.requirements_file,
+            pyproject_toml=self.pyproject_toml,
+            base_image_digest=base_digest,
+            platform=self.target_platform,
+            python=python,
+            cache_name=self.cache_name,
+            compression="gzip" if self.compression is None else self.compression,
+            source_date_epoch=config.source_date_epoch(),
+        )
+
+
+def request_from_call(arguments: Mapping[str, Any], options: Mapping[str, Any]) -> BakeRequest:
+    """A `BakeRequest` from `bake_image`'s named arguments and keyword options; unknown
+    options are refused, naming the known ones."""
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise ImageBakingException(
+            f"unknown option(s) {shorten(str(sorted(map(str, unknown))))}; known options: "
+            f"{sorted(OPTIONS)}"
+        )
+    for name in ("logger", "progress", "events"):
+        callback = arguments.get(name, options.get(name))
+        if callback is not None and not callable(callback):
+            raise ImageBakingException(
+                f"{name} must be a callable or None, not {quoted(callback)}."
+            )
+    named = {key: value for key, value in arguments.items() if key != "logger"}
+    chosen = {key: options.get(key) for key in ("platform", "registry", "target", "compression")}
+    return BakeRequest(**named, **chosen, force=options.get("force", False))
+
+
+def _optional_text(value: object, name: str) -> None:
+    """None, or a non-empty printable string: an empty string is not a way to ask for the
+    default."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise ImageBakingException(f"{name} must be a string or None, not {quoted(value)}.")
+    if not value.strip():
+        raise ImageBakingException(
+            f"{name} is empty ({quoted(value)}); leave it out (None) for the default."
+        )
+    from bakery.spec import one_line
+
+    one_line(value, f"{name} {quoted(value)}")
