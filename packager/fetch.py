@@ -16,6 +16,7 @@ from packager.errors import CodePackagingException, local_failure
 from packager.hashing import package_key
 from packager.stores import store_holding
 from packager.unpack import BadPackage, extract, remove_tree
+from stagekit.errors import ErrorKind
 
 
 def _destination(dest: str | os.PathLike) -> Path:
@@ -31,7 +32,7 @@ def _destination(dest: str | os.PathLike) -> Path:
             raise CodePackagingException(f"{destination} exists and is not an empty directory")
         destination.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise local_failure(error, f"prepare {destination}") from None
+        raise local_failure(error, f"prepare {destination}") from error
     return destination
 
 
@@ -43,14 +44,15 @@ def _move_into_place(tree: Path, destination: Path) -> None:
             raise CodePackagingException(
                 f"{destination} was filled while the package was being fetched (another "
                 "fetch into the same directory?) and was left as it is; fetch into a new or "
-                "empty directory"
-            ) from None
+                "empty directory",
+                kind=ErrorKind.CONFLICT,
+            ) from error
         if error.errno in (errno.EXDEV, errno.EBUSY):
             raise CodePackagingException(
                 f"cannot move the package onto {destination}: it is a mount point; fetch into "
                 "a directory inside it"
-            ) from None
-        raise local_failure(error, f"move the package into {destination}") from None
+            ) from error
+        raise local_failure(error, f"move the package into {destination}") from error
 
 
 def fetch_code(url: str, key: str, dest: str | os.PathLike) -> Path:
@@ -65,18 +67,18 @@ def fetch_code(url: str, key: str, dest: str | os.PathLike) -> Path:
     try:
         work = Path(tempfile.mkdtemp(prefix=f".{destination.name}.fetch-", dir=destination.parent))
     except OSError as error:
-        raise local_failure(error, f"create a staging directory in {destination.parent}") from None
+        raise local_failure(error, f"create a staging directory in {destination.parent}") from error
     try:
         download = work / "package.tar.gz"
         try:
             store.download(url, download)
         except OSError as error:
-            raise local_failure(error, f"download {url} into {work}") from None
+            raise local_failure(error, f"download {url} into {work}") from error
         tree = work / "tree"
         try:
             entries = extract(download, tree, limit)
         except BadPackage as problem:
-            raise CodePackagingException(f"code package at {url} {problem}") from None
+            raise CodePackagingException(f"code package at {url} {problem}") from problem
         actual = package_key(entries)
         if actual != key:
             raise CodePackagingException(

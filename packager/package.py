@@ -159,7 +159,7 @@ def package_code(
             reporter.info(f"Uploading {tarball.stat().st_size / 1e6:.1f} MB to {url}")
             store.put(key, tarball)
     except OSError as error:  # the cache's filesystem, or a source file that cannot be read
-        raise local_failure(error, f"package {', '.join(map(str, roots))}") from None
+        raise local_failure(error, f"package {', '.join(map(str, roots))}") from error
     finally:
         spool.discard()
     reporter.info(f"Packaged {len(entries)} files as {key}")
@@ -180,7 +180,7 @@ def _build(entries: list[Entry], key: str, workdir: Path, spool: Path, reporter:
         os.replace(index_path(temporary), index_path(target))
         os.replace(temporary, target)
     except OSError as error:
-        raise local_failure(error, f"write the tarball in {workdir}") from None
+        raise local_failure(error, f"write the tarball in {workdir}") from error
     finally:
         temporary.unlink(missing_ok=True)
         index_path(temporary).unlink(missing_ok=True)

@@ -47,7 +47,7 @@ def _decompressing() -> Iterator[None]:
     try:
         yield
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise BadPackage(f"is corrupt or truncated ({error}); package it again") from None
+        raise BadPackage(f"is corrupt or truncated ({error}); package it again") from error
 
 
 class _Stream:
@@ -212,9 +212,9 @@ def extract(tarball: Path, root: Path, limit: int) -> list[Identity]:
                 tree.add(relative, bool(member.mode & 0o111), data)
             stream.drain()
     except tarfile.TarError as error:
-        raise BadPackage(f"is corrupt or truncated ({error}); package it again") from None
+        raise BadPackage(f"is corrupt or truncated ({error}); package it again") from error
     except OSError as error:
-        raise local_failure(error, f"extract the package into {root}") from None
+        raise local_failure(error, f"extract the package into {root}") from error
     return list(tree.files.values())
 
 

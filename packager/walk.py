@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from packager.errors import CodePackagingException
 from packager.ignore import IgnoreRules
+from stagekit.errors import ErrorKind
 
 
 class SourceFile(NamedTuple):
@@ -63,7 +64,9 @@ def walk_root(
         try:
             entries = list(os.scandir(directory))
         except OSError as error:
-            raise CodePackagingException(f"cannot read directory {directory}: {error}") from None
+            raise CodePackagingException(
+                f"cannot read directory {directory}: {error}", kind=ErrorKind.INTERNAL
+            ) from error
         for entry in entries:
             # d_type is free: a plain file with the wrong suffix needs no stat at all.
             if not entry.name.endswith(suffix_tuple) and entry.is_file(follow_symlinks=False):
