@@ -1,4 +1,8 @@
-"""package_code: walk -> select -> hash -> deterministic tarball -> object store."""
+"""package_code: walk -> select -> hash -> deterministic tarball -> object store.
+
+`package(request, ...)` does the work for a typed `PackageRequest` (what a service calls);
+`package_code` is the keyword-option entry point that builds and checks one for it.
+"""
 
 import os
 import uuid
@@ -13,41 +17,32 @@ from packager.errors import CodePackagingException, local_failure
 from packager.hashing import StatCache, digest_files, package_key
 from packager.members import index_path
 from packager.model import PackagedCode
+from packager.request import PackageRequest
 from packager.spool import MemberSpool
 from packager.stores import open_store
 from packager.tarball import Entry, write_tarball
 from packager.walk import SourceFile, WalkReport, walk_root
 from reprotar import END_OF_ARCHIVE, file_entry_size
 from stagekit.files import exclusive
-from stagekit.progress import ProgressCallback, Reporter
+from stagekit.progress import Reporter
 
-_OPTIONS = {"store", "max_bytes", "excludes", "progress", "cache_dir"}
+LOG_NAME = "bakery.packager"
+
+_REQUEST_OPTIONS = ("store", "max_bytes", "excludes", "cache_dir")
+"""Keyword options that are fields of the `PackageRequest`."""
+_CALL_OPTIONS = ("progress", "events")
+"""Keyword options about the call: where its progress goes."""
 
 
-def _roots(src_paths: Sequence[str | os.PathLike]) -> list[Path]:
-    if isinstance(src_paths, str | bytes | os.PathLike):
-        raise CodePackagingException(
-            f"src_paths must be a list of directories, not a single path: use [{str(src_paths)!r}]"
-        )
+def _roots(src_paths: tuple[str, ...]) -> list[Path]:
+    """The src paths, checked to be directories on this machine now."""
     roots = [Path(path) for path in src_paths]
-    if not roots:
-        raise CodePackagingException("src_paths is empty: name at least one directory to package")
     for root in roots:
         if not root.exists():
             raise CodePackagingException(f"src path {str(root)!r} does not exist")
         if not root.is_dir():
             raise CodePackagingException(f"src path {str(root)!r} is not a directory")
     return roots
-
-
-def _suffixes(suffixes: Sequence[str] | None) -> tuple[str, ...]:
-    if suffixes is None:
-        return config.DEFAULT_SUFFIXES
-    if isinstance(suffixes, str):
-        raise CodePackagingException(f"suffixes must be a list, not a string: use [{suffixes!r}]")
-    if not all(isinstance(suffix, str) and suffix for suffix in suffixes):
-        raise CodePackagingException(f"suffixes must be non-empty strings, got {suffixes!r}")
-    return tuple(suffixes)
 
 
 def _cache_name(roots: list[Path]) -> str:
@@ -99,25 +94,47 @@ def package_code(
 
     The contents of every src path land at the package root. Options: `store` (URL; default
     BAKERY_CODE_STORE), `max_bytes` (default BAKERY_CODE_MAX_BYTES), `excludes` (replaces the
-    built-in ignore patterns), `progress` (callback (stage, done, total)), `cache_dir`.
+    built-in ignore patterns), `cache_dir`; `progress` (callback (stage, done, total)),
+    `events` (callback receiving each `Progress` / `LogLine` event).
     """
-    unknown = set(options) - _OPTIONS
+    unknown = set(options) - {*_REQUEST_OPTIONS, *_CALL_OPTIONS}
     if unknown:
         raise CodePackagingException(
-            f"unknown option(s) {sorted(unknown)}; known options: {sorted(_OPTIONS)}"
+            f"unknown option(s) {sorted(unknown)}; known options: "
+            f"{sorted({*_REQUEST_OPTIONS, *_CALL_OPTIONS})}"
         )
-    roots = _roots(src_paths)
-    selected_suffixes = _suffixes(suffixes)
-    excludes = tuple(options.get("excludes", config.DEFAULT_EXCLUDES))
-    progress: ProgressCallback | None = options.get("progress")
-    reporter = Reporter("bakery.packager", logger, progress)
-    cache_root = Path(options.get("cache_dir") or config.cache_dir())
-    store = open_store(options.get("store") or config.code_store_url())
-    limit = int(options.get("max_bytes") or config.max_package_bytes())
+    fields = {name: options[name] for name in _REQUEST_OPTIONS if options.get(name) is not None}
+    if suffixes is not None:
+        fields["suffixes"] = suffixes
+    request = PackageRequest(src_paths, **fields)
+    reporter = Reporter(
+        LOG_NAME,
+        _callable(logger, "logger"),
+        _callable(options.get("progress"), "progress"),
+        _callable(options.get("events"), "events"),
+    )
+    return package(request, reporter=reporter)
+
+
+def _callable(value: Any, name: str) -> Any:
+    if value is not None and not callable(value):
+        raise CodePackagingException(f"{name} must be a function, got {value!r}")
+    return value
+
+
+def package(request: PackageRequest, *, reporter: Reporter | None = None) -> PackagedCode:
+    """Make the package `request` describes and store it; `reporter` receives messages,
+    progress and events."""
+    reporter = reporter or Reporter(LOG_NAME)
+    roots = _roots(request.src_paths)
+    cache_root = request.cache_root()
+    store = open_store(request.store_url())
+    limit = request.size_limit()
 
     report = WalkReport()
     walked = [
-        list(walk_root(root, selected_suffixes, excludes, reporter.warn, report)) for root in roots
+        list(walk_root(root, request.suffixes, request.excludes, reporter.warn, report))
+        for root in roots
     ]
     total_bytes = sum(source.size for files in walked for source in files)
     file_count = sum(map(len, walked))
@@ -141,7 +158,7 @@ def package_code(
         if not entries:
             raise CodePackagingException(
                 f"nothing to package in {', '.join(map(str, roots))}: no file matched suffixes "
-                f"{' '.join(selected_suffixes)} after ignore rules "
+                f"{' '.join(request.suffixes)} after ignore rules "
                 f"({'; '.join(sorted(report.ignore_files))}); "
                 f"{report.skipped} path(s) were skipped"
             )
