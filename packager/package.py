@@ -13,6 +13,7 @@ from typing import Any
 import blake3
 
 from packager import config
+from packager.cancelling import cancel_token, reported
 from packager.errors import CodePackagingException, local_failure
 from packager.hashing import StatCache, digest_files, package_key
 from packager.members import index_path
@@ -23,6 +24,7 @@ from packager.stores import open_store
 from packager.tarball import Entry, write_tarball
 from packager.walk import SourceFile, WalkReport, walk_root
 from reprotar import END_OF_ARCHIVE, file_entry_size
+from stagekit.cancel import CancelToken
 from stagekit.files import exclusive
 from stagekit.progress import Reporter
 
@@ -30,8 +32,8 @@ LOG_NAME = "bakery.packager"
 
 _REQUEST_OPTIONS = ("store", "max_bytes", "excludes", "cache_dir")
 """Keyword options that are fields of the `PackageRequest`."""
-_CALL_OPTIONS = ("progress", "events")
-"""Keyword options about the call: where its progress goes."""
+_CALL_OPTIONS = ("progress", "events", "cancel", "timeout")
+"""Keyword options about the call: where its progress goes, when it must stop."""
 
 
 def _roots(src_paths: tuple[str, ...]) -> list[Path]:
@@ -95,7 +97,9 @@ def package_code(
     The contents of every src path land at the package root. Options: `store` (URL; default
     BAKERY_CODE_STORE), `max_bytes` (default BAKERY_CODE_MAX_BYTES), `excludes` (replaces the
     built-in ignore patterns), `cache_dir`; `progress` (callback (stage, done, total)),
-    `events` (callback receiving each `Progress` / `LogLine` event).
+    `events` (callback receiving each `Progress` / `LogLine` event), `cancel` (a
+    `CancelToken`) or `timeout` (seconds): a cancelled call raises CodePackagingException
+    of kind cancelled / deadline_exceeded and stores nothing.
     """
     unknown = set(options) - {*_REQUEST_OPTIONS, *_CALL_OPTIONS}
     if unknown:
@@ -113,7 +117,8 @@ def package_code(
         _callable(options.get("progress"), "progress"),
         _callable(options.get("events"), "events"),
     )
-    return package(request, reporter=reporter)
+    cancel = cancel_token(options.get("cancel"), options.get("timeout"))
+    return package(request, reporter=reporter, cancel=cancel)
 
 
 def _callable(value: Any, name: str) -> Any:
@@ -122,10 +127,20 @@ def _callable(value: Any, name: str) -> Any:
     return value
 
 
-def package(request: PackageRequest, *, reporter: Reporter | None = None) -> PackagedCode:
-    """Make the package `request` describes and store it; `reporter` receives messages,
-    progress and events."""
-    reporter = reporter or Reporter(LOG_NAME)
+def package(
+    request: PackageRequest,
+    *,
+    reporter: Reporter | None = None,
+    cancel: CancelToken | None = None,
+) -> PackagedCode:
+    """Make the package `request` describes and store it. `reporter` receives messages,
+    progress and events; `cancel` is checked between files, members and before the upload.
+    """
+    with reported(f"packaging {', '.join(request.src_paths)}"):
+        return _package(request, reporter or Reporter(LOG_NAME), cancel or CancelToken())
+
+
+def _package(request: PackageRequest, reporter: Reporter, cancel: CancelToken) -> PackagedCode:
     roots = _roots(request.src_paths)
     cache_root = request.cache_root()
     store = open_store(request.store_url())
@@ -133,7 +148,7 @@ def package(request: PackageRequest, *, reporter: Reporter | None = None) -> Pac
 
     report = WalkReport()
     walked = [
-        list(walk_root(root, request.suffixes, request.excludes, reporter.warn, report))
+        list(walk_root(root, request.suffixes, request.excludes, reporter.warn, report, cancel))
         for root in roots
     ]
     total_bytes = sum(source.size for files in walked for source in files)
@@ -151,7 +166,7 @@ def package(request: PackageRequest, *, reporter: Reporter | None = None) -> Pac
         for root, files in zip(roots, walked, strict=True):
             cache = StatCache(cache_root / "stat" / f"{_cache_name([root])}.marshal")
             digests = digest_files(
-                files, cache, lambda missing: spool.hash_files(missing, on_hashed)
+                files, cache, lambda missing: spool.hash_files(missing, on_hashed, cancel)
             )
             per_root.append(list(zip(files, digests, strict=True)))
         entries = _merge(roots, per_root)
@@ -169,11 +184,13 @@ def package(request: PackageRequest, *, reporter: Reporter | None = None) -> Pac
         # One build at a time per tree: a build reads the previous tarball and removes it
         # when done, which a concurrent build of the same tree must not see half-way.
         with exclusive(workdir / ".lock"):
+            cancel.check()
             if store.exists(key):
                 reporter.info(f"Package {key} is already stored at {url}")
                 return PackagedCode(url, key)
-            tarball = _build(entries, key, workdir, spool.path, reporter)
+            tarball = _build(entries, key, workdir, spool.path, reporter, cancel)
             reporter.info(f"Uploading {tarball.stat().st_size / 1e6:.1f} MB to {url}")
+            cancel.check()
             store.put(key, tarball)
     except OSError as error:  # the cache's filesystem, or a source file that cannot be read
         raise local_failure(error, f"package {', '.join(map(str, roots))}") from error
@@ -183,7 +200,14 @@ def package(request: PackageRequest, *, reporter: Reporter | None = None) -> Pac
     return PackagedCode(url, key)
 
 
-def _build(entries: list[Entry], key: str, workdir: Path, spool: Path, reporter: Reporter) -> Path:
+def _build(
+    entries: list[Entry],
+    key: str,
+    workdir: Path,
+    spool: Path,
+    reporter: Reporter,
+    cancel: CancelToken,
+) -> Path:
     """Write the tarball for `entries` into `workdir`, copying members from the previous
     tarball there and from the spool; older tarballs (and a killed build's hidden temporary
     ones) are removed once this one exists. The caller holds the workdir's lock."""
@@ -193,7 +217,9 @@ def _build(entries: list[Entry], key: str, workdir: Path, spool: Path, reporter:
     temporary = workdir / f".{uuid.uuid4().hex}.tar.gz"
     on_bytes = reporter.meter("tar", sum(entry.size for entry in entries))
     try:
-        reused, compressed = write_tarball(entries, temporary, [*older[-1:], spool], on_bytes)
+        reused, compressed = write_tarball(
+            entries, temporary, [*older[-1:], spool], on_bytes, cancel
+        )
         os.replace(index_path(temporary), index_path(target))
         os.replace(temporary, target)
     except OSError as error:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from packager.errors import CodePackagingException
 from packager.ignore import IgnoreRules
+from stagekit.cancel import CancelToken
 from stagekit.errors import ErrorKind
 
 
@@ -47,8 +48,10 @@ def walk_root(
     excludes: Sequence[str],
     warn: Callable[[str], None],
     report: WalkReport,
+    cancel: CancelToken,
 ) -> Iterator[SourceFile]:
-    """Yield the selected files under `root` in no particular order."""
+    """Yield the selected files under `root` in no particular order, checking `cancel`
+    before each directory."""
     real_root = root.resolve()
     suffix_tuple = tuple(suffixes)
     rules = IgnoreRules.defaults(excludes)
@@ -57,6 +60,7 @@ def walk_root(
     root_stat = real_root.stat()
     stack = [(real_root, "", rules, frozenset({(root_stat.st_dev, root_stat.st_ino)}))]
     while stack:
+        cancel.check()
         directory, relative, rules, ancestors = stack.pop()
         rules = rules.entering(directory, relative)
         files_ruled = rules.rules_files
