@@ -9,14 +9,22 @@ if TYPE_CHECKING:
     from packager.fetch import fetch_code
     from packager.model import PackagedCode
     from packager.package import package_code
+    from packager.request import PackageRequest
 
-__all__ = ["CodePackagingException", "PackagedCode", "fetch_code", "package_code"]
+__all__ = [
+    "CodePackagingException",
+    "PackageRequest",
+    "PackagedCode",
+    "fetch_code",
+    "package_code",
+]
 __getattr__ = lazy_exports(
     __name__,
     {
         "CodePackagingException": "packager.errors",
         "fetch_code": "packager.fetch",
         "PackagedCode": "packager.model",
+        "PackageRequest": "packager.request",
         "package_code": "packager.package",
     },
 )

@@ -12,10 +12,13 @@ import tempfile
 from pathlib import Path
 
 from packager import config
+from packager.cancelling import cancel_token, reported
 from packager.errors import CodePackagingException, local_failure
 from packager.hashing import package_key
 from packager.stores import store_holding
 from packager.unpack import BadPackage, extract, remove_tree
+from stagekit.cancel import CancelToken
+from stagekit.errors import ErrorKind
 
 
 def _destination(dest: str | os.PathLike) -> Path:
@@ -31,7 +34,7 @@ def _destination(dest: str | os.PathLike) -> Path:
             raise CodePackagingException(f"{destination} exists and is not an empty directory")
         destination.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise local_failure(error, f"prepare {destination}") from None
+        raise local_failure(error, f"prepare {destination}") from error
     return destination
 
 
@@ -43,46 +46,64 @@ def _move_into_place(tree: Path, destination: Path) -> None:
             raise CodePackagingException(
                 f"{destination} was filled while the package was being fetched (another "
                 "fetch into the same directory?) and was left as it is; fetch into a new or "
-                "empty directory"
-            ) from None
+                "empty directory",
+                kind=ErrorKind.CONFLICT,
+            ) from error
         if error.errno in (errno.EXDEV, errno.EBUSY):
             raise CodePackagingException(
                 f"cannot move the package onto {destination}: it is a mount point; fetch into "
                 "a directory inside it"
-            ) from None
-        raise local_failure(error, f"move the package into {destination}") from None
+            ) from error
+        raise local_failure(error, f"move the package into {destination}") from error
 
 
-def fetch_code(url: str, key: str, dest: str | os.PathLike) -> Path:
+def fetch_code(
+    url: str,
+    key: str,
+    dest: str | os.PathLike,
+    *,
+    cancel: CancelToken | None = None,
+    timeout: float | None = None,
+) -> Path:
     """Download the package at `url`, check it hashes to `key`, extract it to `dest`.
 
     `dest` must not exist or be an empty directory. Returns `dest` as a Path. A package
     larger than BAKERY_CODE_MAX_BYTES uncompressed is refused before it is written.
+    `cancel` (a CancelToken) or `timeout` (seconds) stop the fetch before the download,
+    between members and before the move into place; `dest` is then left as it was.
     """
+    token = cancel_token(cancel, timeout)
+    with reported(f"fetching {url}"):
+        return _fetch(url, key, dest, token)
+
+
+def _fetch(url: str, key: str, dest: str | os.PathLike, cancel: CancelToken) -> Path:
+    cancel.check()
     destination = _destination(dest)
     store = store_holding(url)
     limit = config.max_package_bytes()
     try:
         work = Path(tempfile.mkdtemp(prefix=f".{destination.name}.fetch-", dir=destination.parent))
     except OSError as error:
-        raise local_failure(error, f"create a staging directory in {destination.parent}") from None
+        raise local_failure(error, f"create a staging directory in {destination.parent}") from error
     try:
         download = work / "package.tar.gz"
         try:
             store.download(url, download)
         except OSError as error:
-            raise local_failure(error, f"download {url} into {work}") from None
+            raise local_failure(error, f"download {url} into {work}") from error
         tree = work / "tree"
         try:
-            entries = extract(download, tree, limit)
+            entries = extract(download, tree, limit, cancel)
         except BadPackage as problem:
-            raise CodePackagingException(f"code package at {url} {problem}") from None
+            raise CodePackagingException(f"code package at {url} {problem}") from problem
         actual = package_key(entries)
         if actual != key:
             raise CodePackagingException(
                 f"code package at {url} does not match its key: expected {key}, got {actual}; "
                 "the object was modified or is not the package you asked for"
             )
+        cancel.check()
         _move_into_place(tree, destination)
     finally:
         remove_tree(work)

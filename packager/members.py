@@ -12,6 +12,7 @@ from pathlib import Path
 
 from packager.errors import CodePackagingException
 from reprotar import file_header, gzip_member, padding
+from stagekit.errors import ErrorKind
 
 CHUNK = 4 * 1024 * 1024
 """File data per gzip member: bounds memory and lets one large file use every core."""
@@ -41,8 +42,8 @@ def read_exact(path: str, offset: int, length: int) -> bytes:
     """`length` bytes at `offset`, or a CodePackagingException if the file changed size."""
     try:
         fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        raise changed(path) from None
+    except FileNotFoundError as error:
+        raise changed(path) from error
     try:
         data = os.pread(fd, length, offset)
     finally:
@@ -53,7 +54,9 @@ def read_exact(path: str, offset: int, length: int) -> bytes:
 
 
 def changed(path: str) -> CodePackagingException:
-    return CodePackagingException(f"{path} changed while it was being packaged; run it again")
+    return CodePackagingException(
+        f"{path} changed while it was being packaged; run it again", kind=ErrorKind.CONFLICT
+    )
 
 
 def index_path(archive: Path) -> Path:

@@ -1,4 +1,8 @@
-"""package_code: walk -> select -> hash -> deterministic tarball -> object store."""
+"""package_code: walk -> select -> hash -> deterministic tarball -> object store.
+
+`package(request, ...)` does the work for a typed `PackageRequest` (what a service calls);
+`package_code` is the keyword-option entry point that builds and checks one for it.
+"""
 
 import os
 import uuid
@@ -9,45 +13,38 @@ from typing import Any
 import blake3
 
 from packager import config
+from packager.cancelling import cancel_token, reported
 from packager.errors import CodePackagingException, local_failure
 from packager.hashing import StatCache, digest_files, package_key
 from packager.members import index_path
 from packager.model import PackagedCode
+from packager.request import PackageRequest
 from packager.spool import MemberSpool
 from packager.stores import open_store
 from packager.tarball import Entry, write_tarball
 from packager.walk import SourceFile, WalkReport, walk_root
 from reprotar import END_OF_ARCHIVE, file_entry_size
+from stagekit.cancel import CancelToken
 from stagekit.files import exclusive
-from stagekit.progress import ProgressCallback, Reporter
+from stagekit.progress import Reporter
 
-_OPTIONS = {"store", "max_bytes", "excludes", "progress", "cache_dir"}
+LOG_NAME = "bakery.packager"
+
+_REQUEST_OPTIONS = ("store", "max_bytes", "excludes", "cache_dir")
+"""Keyword options that are fields of the `PackageRequest`."""
+_CALL_OPTIONS = ("progress", "events", "cancel", "timeout")
+"""Keyword options about the call: where its progress goes, when it must stop."""
 
 
-def _roots(src_paths: Sequence[str | os.PathLike]) -> list[Path]:
-    if isinstance(src_paths, str | bytes | os.PathLike):
-        raise CodePackagingException(
-            f"src_paths must be a list of directories, not a single path: use [{str(src_paths)!r}]"
-        )
+def _roots(src_paths: tuple[str, ...]) -> list[Path]:
+    """The src paths, checked to be directories on this machine now."""
     roots = [Path(path) for path in src_paths]
-    if not roots:
-        raise CodePackagingException("src_paths is empty: name at least one directory to package")
     for root in roots:
         if not root.exists():
             raise CodePackagingException(f"src path {str(root)!r} does not exist")
         if not root.is_dir():
             raise CodePackagingException(f"src path {str(root)!r} is not a directory")
     return roots
-
-
-def _suffixes(suffixes: Sequence[str] | None) -> tuple[str, ...]:
-    if suffixes is None:
-        return config.DEFAULT_SUFFIXES
-    if isinstance(suffixes, str):
-        raise CodePackagingException(f"suffixes must be a list, not a string: use [{suffixes!r}]")
-    if not all(isinstance(suffix, str) and suffix for suffix in suffixes):
-        raise CodePackagingException(f"suffixes must be non-empty strings, got {suffixes!r}")
-    return tuple(suffixes)
 
 
 def _cache_name(roots: list[Path]) -> str:
@@ -99,25 +96,60 @@ def package_code(
 
     The contents of every src path land at the package root. Options: `store` (URL; default
     BAKERY_CODE_STORE), `max_bytes` (default BAKERY_CODE_MAX_BYTES), `excludes` (replaces the
-    built-in ignore patterns), `progress` (callback (stage, done, total)), `cache_dir`.
+    built-in ignore patterns), `cache_dir`; `progress` (callback (stage, done, total)),
+    `events` (callback receiving each `Progress` / `LogLine` event), `cancel` (a
+    `CancelToken`) or `timeout` (seconds): a cancelled call raises CodePackagingException
+    of kind cancelled / deadline_exceeded and stores nothing.
     """
-    unknown = set(options) - _OPTIONS
+    unknown = set(options) - {*_REQUEST_OPTIONS, *_CALL_OPTIONS}
     if unknown:
         raise CodePackagingException(
-            f"unknown option(s) {sorted(unknown)}; known options: {sorted(_OPTIONS)}"
+            f"unknown option(s) {sorted(unknown)}; known options: "
+            f"{sorted({*_REQUEST_OPTIONS, *_CALL_OPTIONS})}"
         )
-    roots = _roots(src_paths)
-    selected_suffixes = _suffixes(suffixes)
-    excludes = tuple(options.get("excludes", config.DEFAULT_EXCLUDES))
-    progress: ProgressCallback | None = options.get("progress")
-    reporter = Reporter("bakery.packager", logger, progress)
-    cache_root = Path(options.get("cache_dir") or config.cache_dir())
-    store = open_store(options.get("store") or config.code_store_url())
-    limit = int(options.get("max_bytes") or config.max_package_bytes())
+    fields = {name: options[name] for name in _REQUEST_OPTIONS if options.get(name) is not None}
+    if suffixes is not None:
+        fields["suffixes"] = suffixes
+    request = PackageRequest(src_paths, **fields)
+    reporter = Reporter(
+        LOG_NAME,
+        _callable(logger, "logger"),
+        _callable(options.get("progress"), "progress"),
+        _callable(options.get("events"), "events"),
+    )
+    cancel = cancel_token(options.get("cancel"), options.get("timeout"))
+    return package(request, reporter=reporter, cancel=cancel)
+
+
+def _callable(value: Any, name: str) -> Any:
+    if value is not None and not callable(value):
+        raise CodePackagingException(f"{name} must be a function, got {value!r}")
+    return value
+
+
+def package(
+    request: PackageRequest,
+    *,
+    reporter: Reporter | None = None,
+    cancel: CancelToken | None = None,
+) -> PackagedCode:
+    """Make the package `request` describes and store it. `reporter` receives messages,
+    progress and events; `cancel` is checked between files, members and before the upload.
+    """
+    with reported(f"packaging {', '.join(request.src_paths)}"):
+        return _package(request, reporter or Reporter(LOG_NAME), cancel or CancelToken())
+
+
+def _package(request: PackageRequest, reporter: Reporter, cancel: CancelToken) -> PackagedCode:
+    roots = _roots(request.src_paths)
+    cache_root = request.cache_root()
+    store = open_store(request.store_url())
+    limit = request.size_limit()
 
     report = WalkReport()
     walked = [
-        list(walk_root(root, selected_suffixes, excludes, reporter.warn, report)) for root in roots
+        list(walk_root(root, request.suffixes, request.excludes, reporter.warn, report, cancel))
+        for root in roots
     ]
     total_bytes = sum(source.size for files in walked for source in files)
     file_count = sum(map(len, walked))
@@ -134,14 +166,14 @@ def package_code(
         for root, files in zip(roots, walked, strict=True):
             cache = StatCache(cache_root / "stat" / f"{_cache_name([root])}.marshal")
             digests = digest_files(
-                files, cache, lambda missing: spool.hash_files(missing, on_hashed)
+                files, cache, lambda missing: spool.hash_files(missing, on_hashed, cancel)
             )
             per_root.append(list(zip(files, digests, strict=True)))
         entries = _merge(roots, per_root)
         if not entries:
             raise CodePackagingException(
                 f"nothing to package in {', '.join(map(str, roots))}: no file matched suffixes "
-                f"{' '.join(selected_suffixes)} after ignore rules "
+                f"{' '.join(request.suffixes)} after ignore rules "
                 f"({'; '.join(sorted(report.ignore_files))}); "
                 f"{report.skipped} path(s) were skipped"
             )
@@ -152,21 +184,30 @@ def package_code(
         # One build at a time per tree: a build reads the previous tarball and removes it
         # when done, which a concurrent build of the same tree must not see half-way.
         with exclusive(workdir / ".lock"):
+            cancel.check()
             if store.exists(key):
                 reporter.info(f"Package {key} is already stored at {url}")
                 return PackagedCode(url, key)
-            tarball = _build(entries, key, workdir, spool.path, reporter)
+            tarball = _build(entries, key, workdir, spool.path, reporter, cancel)
             reporter.info(f"Uploading {tarball.stat().st_size / 1e6:.1f} MB to {url}")
+            cancel.check()
             store.put(key, tarball)
     except OSError as error:  # the cache's filesystem, or a source file that cannot be read
-        raise local_failure(error, f"package {', '.join(map(str, roots))}") from None
+        raise local_failure(error, f"package {', '.join(map(str, roots))}") from error
     finally:
         spool.discard()
     reporter.info(f"Packaged {len(entries)} files as {key}")
     return PackagedCode(url, key)
 
 
-def _build(entries: list[Entry], key: str, workdir: Path, spool: Path, reporter: Reporter) -> Path:
+def _build(
+    entries: list[Entry],
+    key: str,
+    workdir: Path,
+    spool: Path,
+    reporter: Reporter,
+    cancel: CancelToken,
+) -> Path:
     """Write the tarball for `entries` into `workdir`, copying members from the previous
     tarball there and from the spool; older tarballs (and a killed build's hidden temporary
     ones) are removed once this one exists. The caller holds the workdir's lock."""
@@ -176,11 +217,13 @@ def _build(entries: list[Entry], key: str, workdir: Path, spool: Path, reporter:
     temporary = workdir / f".{uuid.uuid4().hex}.tar.gz"
     on_bytes = reporter.meter("tar", sum(entry.size for entry in entries))
     try:
-        reused, compressed = write_tarball(entries, temporary, [*older[-1:], spool], on_bytes)
+        reused, compressed = write_tarball(
+            entries, temporary, [*older[-1:], spool], on_bytes, cancel
+        )
         os.replace(index_path(temporary), index_path(target))
         os.replace(temporary, target)
     except OSError as error:
-        raise local_failure(error, f"write the tarball in {workdir}") from None
+        raise local_failure(error, f"write the tarball in {workdir}") from error
     finally:
         temporary.unlink(missing_ok=True)
         index_path(temporary).unlink(missing_ok=True)

@@ -27,7 +27,9 @@ from packager.members import (
     read_index,
     write_index,
 )
+from packager.workers import WORKERS, worker_pool
 from reprotar import END_OF_ARCHIVE, gzip_member
+from stagekit.cancel import CancelToken
 
 _BATCH = 1024 * 1024
 """File bytes per compression task."""
@@ -68,15 +70,21 @@ def _batches(entries: list[Entry]) -> Iterator[list[tuple[Entry, int]]]:
         yield batch
 
 
-def _compress_batch(batch: list[tuple[Entry, int]]) -> list[bytes]:
-    return [_compress_chunk(entry, offset) for entry, offset in batch]
+def _compress_batch(batch: list[tuple[Entry, int]], cancel: CancelToken) -> list[bytes]:
+    members = []
+    for entry, offset in batch:
+        cancel.check()
+        members.append(_compress_chunk(entry, offset))
+    return members
 
 
-def _in_order(pool: ThreadPoolExecutor, entries: list[Entry], window: int) -> Iterator[bytes]:
+def _in_order(
+    pool: ThreadPoolExecutor, entries: list[Entry], window: int, cancel: CancelToken
+) -> Iterator[bytes]:
     """Every chunk member of `entries` in archive order, at most `window` batches in flight."""
     pending: deque[Future[list[bytes]]] = deque()
     for batch in _batches(entries):
-        pending.append(pool.submit(_compress_batch, batch))
+        pending.append(pool.submit(_compress_batch, batch, cancel))
         if len(pending) >= window:
             yield from pending.popleft().result()
     while pending:
@@ -119,10 +127,12 @@ def write_tarball(
     entries: list[Entry],
     target: Path,
     reuse_from: Sequence[Path],
-    on_bytes: Callable[[int], None] = lambda _bytes: None,
+    on_bytes: Callable[[int], None],
+    cancel: CancelToken,
 ) -> tuple[int, int]:
     """Write the archive of sorted `entries` to `target`, copying members found in the
-    indexed files `reuse_from`. Returns (entries copied, entries compressed here)."""
+    indexed files `reuse_from`. Returns (entries copied, entries compressed here).
+    `cancel` is checked before each entry and, in the workers, before each chunk."""
     with ExitStack() as stack:
         found: dict[Identity, tuple[BinaryIO, int, int]] = {}
         for archive in reuse_from:
@@ -132,13 +142,13 @@ def write_tarball(
                 found.update((identity, (source, *where)) for identity, where in index.items())
         fresh = [entry for entry in entries if entry.identity not in found]
         out = stack.enter_context(open(target, "wb"))
-        workers = os.cpu_count() or 1
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
-        members = _in_order(pool, fresh, window=4 * workers)
+        pool = stack.enter_context(worker_pool("tar"))
+        members = _in_order(pool, fresh, 4 * WORKERS, cancel)
         copy = _CopyRun(out)
         written: Index = {}
         position = 0
         for entry in entries:
+            cancel.check()
             if entry.identity in found:
                 source, offset, length = found[entry.identity]
                 copy.add(source, offset, length)

@@ -23,6 +23,7 @@ import blake3
 
 from packager.errors import local_failure
 from packager.members import Identity
+from stagekit.cancel import CancelToken
 
 MAX_EXTENDED_HEADER = 64 * 1024
 """Bytes an extended header may hold; package_code writes one only for a long or non-ASCII
@@ -47,7 +48,7 @@ def _decompressing() -> Iterator[None]:
     try:
         yield
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise BadPackage(f"is corrupt or truncated ({error}); package it again") from None
+        raise BadPackage(f"is corrupt or truncated ({error}); package it again") from error
 
 
 class _Stream:
@@ -193,10 +194,11 @@ def _check(member: tarfile.TarInfo, limit: int) -> str:
     return relative
 
 
-def extract(tarball: Path, root: Path, limit: int) -> list[Identity]:
+def extract(tarball: Path, root: Path, limit: int, cancel: CancelToken) -> list[Identity]:
     """Extract the regular files of `tarball` into the new directory `root`, returning
     their (path, executable, digest). Raises `BadPackage` for anything package_code would
-    not have written, `CodePackagingException` when writing here fails."""
+    not have written, `CodePackagingException` when writing here fails, `Cancelled` from
+    `cancel`, checked before each member."""
     tree = _Tree(root)
     try:
         root.mkdir()
@@ -206,15 +208,16 @@ def extract(tarball: Path, root: Path, limit: int) -> list[Identity]:
             tarfile.open(fileobj=stream, mode="r:", tarinfo=_GuardedInfo) as archive,  # type: ignore[call-overload]
         ):
             for member in archive:
+                cancel.check()
                 relative = _check(member, limit)
                 data = archive.extractfile(member)
                 assert data is not None  # regular files always have data
                 tree.add(relative, bool(member.mode & 0o111), data)
             stream.drain()
     except tarfile.TarError as error:
-        raise BadPackage(f"is corrupt or truncated ({error}); package it again") from None
+        raise BadPackage(f"is corrupt or truncated ({error}); package it again") from error
     except OSError as error:
-        raise local_failure(error, f"extract the package into {root}") from None
+        raise local_failure(error, f"extract the package into {root}") from error
     return list(tree.files.values())
 
 

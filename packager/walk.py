@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 from packager.errors import CodePackagingException
 from packager.ignore import IgnoreRules
+from stagekit.cancel import CancelToken
+from stagekit.errors import ErrorKind
 
 
 class SourceFile(NamedTuple):
@@ -46,8 +48,10 @@ def walk_root(
     excludes: Sequence[str],
     warn: Callable[[str], None],
     report: WalkReport,
+    cancel: CancelToken,
 ) -> Iterator[SourceFile]:
-    """Yield the selected files under `root` in no particular order."""
+    """Yield the selected files under `root` in no particular order, checking `cancel`
+    before each directory."""
     real_root = root.resolve()
     suffix_tuple = tuple(suffixes)
     rules = IgnoreRules.defaults(excludes)
@@ -56,6 +60,7 @@ def walk_root(
     root_stat = real_root.stat()
     stack = [(real_root, "", rules, frozenset({(root_stat.st_dev, root_stat.st_ino)}))]
     while stack:
+        cancel.check()
         directory, relative, rules, ancestors = stack.pop()
         rules = rules.entering(directory, relative)
         files_ruled = rules.rules_files
@@ -63,7 +68,9 @@ def walk_root(
         try:
             entries = list(os.scandir(directory))
         except OSError as error:
-            raise CodePackagingException(f"cannot read directory {directory}: {error}") from None
+            raise CodePackagingException(
+                f"cannot read directory {directory}: {error}", kind=ErrorKind.INTERNAL
+            ) from error
         for entry in entries:
             # d_type is free: a plain file with the wrong suffix needs no stat at all.
             if not entry.name.endswith(suffix_tuple) and entry.is_file(follow_symlinks=False):

@@ -15,6 +15,7 @@ import pytest
 
 from packager import CodePackagingException, fetch_code, package_code
 from packager.stores import object_name
+from stagekit.errors import ErrorKind
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 
@@ -86,6 +87,8 @@ def test_a_full_store_leaves_no_partial_upload(tmp_path):
             package_of(tmp_path, os.urandom(2 * 1024 * 1024), store=store)
         assert not [path for path in store.rglob("*") if path.is_file()]
     assert "filesystem is full" in str(raised.value)
+    assert raised.value.kind is ErrorKind.INTERNAL
+    assert isinstance(raised.value.__cause__, OSError)
 
 
 @needs_root
@@ -139,6 +142,9 @@ def test_fetch_from_s3_onto_a_full_filesystem(tmp_path, s3_bucket):
 def test_package_with_a_full_cache_is_explained(tmp_path, monkeypatch):
     with tmpfs(tmp_path / "cache") as cache:
         monkeypatch.setenv("BAKERY_CACHE_DIR", str(cache))
-        with pytest.raises(CodePackagingException, match=r"cannot package.*filesystem is full"):
+        with pytest.raises(
+            CodePackagingException, match=r"cannot package.*filesystem is full"
+        ) as raised:
             package_of(tmp_path, os.urandom(2 * 1024 * 1024))
+        assert raised.value.kind is ErrorKind.INTERNAL
         assert not [path for path in cache.rglob("*") if path.is_file() and path.stat().st_size]

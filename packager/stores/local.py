@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 from packager.errors import CodePackagingException, local_failure
 from packager.stores.base import object_name, split_url
+from stagekit.errors import ErrorKind
 
 _CHUNK = 1024 * 1024
 
@@ -41,7 +42,7 @@ class LocalStore:
             os.chmod(temporary, 0o644)
             os.replace(temporary, target)
         except OSError as error:
-            raise local_failure(error, f"write to the code store {self.root}") from None
+            raise local_failure(error, f"write to the code store {self.root}") from error
         finally:
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)
@@ -51,14 +52,15 @@ class LocalStore:
         try:
             # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        except (FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError) as error:
             raise CodePackagingException(
-                f"no code package at {url}: was it packaged into this store?"
-            ) from None
+                f"no code package at {url}: was it packaged into this store?",
+                kind=ErrorKind.NOT_FOUND,
+            ) from error
         except OSError as error:
             raise CodePackagingException(
-                f"cannot read the code package at {url}: {error.strerror}"
-            ) from None
+                f"cannot read the code package at {url}: {error.strerror}", kind=ErrorKind.INTERNAL
+            ) from error
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise CodePackagingException(
@@ -75,5 +77,5 @@ def _read(source: BinaryIO, url: str) -> bytes:
         return source.read(_CHUNK)
     except OSError as error:
         raise CodePackagingException(
-            f"cannot read the code package at {url}: {error.strerror}"
-        ) from None
+            f"cannot read the code package at {url}: {error.strerror}", kind=ErrorKind.INTERNAL
+        ) from error

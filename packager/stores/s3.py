@@ -14,6 +14,7 @@ from botocore.config import Config
 
 from packager.errors import CodePackagingException
 from packager.stores.base import object_name, split_url
+from stagekit.errors import ErrorKind
 
 _CLIENT_CONFIG = Config(
     connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}
@@ -39,6 +40,7 @@ class S3Store:
 
     def _failure(self, action: str, error: Exception) -> CodePackagingException:
         where = f"s3://{self.bucket} at {self.endpoint}"
+        kind = ErrorKind.UNAVAILABLE
         if isinstance(error, botocore.exceptions.EndpointConnectionError):
             hint = "the endpoint is unreachable; check AWS_ENDPOINT_URL_S3 and that it is running"
         elif isinstance(error, botocore.exceptions.NoCredentialsError):
@@ -47,6 +49,8 @@ class S3Store:
             )
         elif isinstance(error, botocore.exceptions.ClientError):
             code = error.response.get("Error", {}).get("Code", "?")
+            if code == "NoSuchBucket":
+                kind = ErrorKind.NOT_FOUND
             hint = {
                 "NoSuchBucket": "the bucket does not exist; create it or fix the store URL",
                 "AccessDenied": "access denied; check the credentials' permissions",
@@ -54,7 +58,7 @@ class S3Store:
             }.get(code, f"the endpoint answered {code}: {error}")
         else:
             hint = str(error)
-        return CodePackagingException(f"cannot {action} {where}: {hint}")
+        return CodePackagingException(f"cannot {action} {where}: {hint}", kind=kind)
 
     def exists(self, key: str) -> bool:
         try:
@@ -63,18 +67,18 @@ class S3Store:
         except botocore.exceptions.ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
                 return False
-            raise self._failure("check for a package in", error) from None
+            raise self._failure("check for a package in", error) from error
         except botocore.exceptions.BotoCoreError as error:
-            raise self._failure("check for a package in", error) from None
+            raise self._failure("check for a package in", error) from error
 
     def put(self, key: str, tarball: Path) -> None:
         try:
             self._client.upload_file(str(tarball), self.bucket, self._object(key), Config=_TRANSFER)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            raise self._failure("upload a package to", error) from None
+            raise self._failure("upload a package to", error) from error
         except boto3.exceptions.S3UploadFailedError as error:
             cause = error.__context__ if isinstance(error.__context__, Exception) else error
-            raise self._failure("upload a package to", cause) from None
+            raise self._failure("upload a package to", cause) from cause
 
     def download(self, url: str, target: Path) -> None:
         _, rest = split_url(url)
@@ -83,7 +87,9 @@ class S3Store:
             self._client.download_file(bucket, name, str(target))
         except botocore.exceptions.ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-                raise CodePackagingException(f"no code package at {url}") from None
-            raise self._failure("download a package from", error) from None
+                raise CodePackagingException(
+                    f"no code package at {url}", kind=ErrorKind.NOT_FOUND
+                ) from error
+            raise self._failure("download a package from", error) from error
         except botocore.exceptions.BotoCoreError as error:
-            raise self._failure("download a package from", error) from None
+            raise self._failure("download a package from", error) from error
