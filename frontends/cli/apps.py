@@ -9,9 +9,10 @@ from bakery.errors import ImageBakingException
 from deployer.exceptions import AppNotFoundException, DeployerException
 from deployer.readiness import Condition
 from deployer.runtimes import RuntimeKind, default_runtime, runtime_named
-from frontends.cli.output import byte_progress, console, fail, fail_on, log_line, print_json
+from frontends.cli.output import console, fail, fail_on, log_line, print_json, stage_bars
 from frontends.cli.params import key_values
 from packager.errors import CodePackagingException
+from stagekit.progress import Progress, unit_of
 
 if TYPE_CHECKING:  # the app model and runtimes load when a command runs, not at start-up
     from deployer.app import DeployedApp
@@ -85,13 +86,13 @@ def deploy(
     chosen = _runtime(runtime)
     with (
         fail_on(DeployerException, CodePackagingException, ImageBakingException),
-        byte_progress(quiet=as_json) as progress,
+        stage_bars(quiet=as_json) as bars,
     ):
         apps = deploy_spec_file(
             file,
             runtime=chosen,
             logger_fn=(lambda _: None) if as_json else log_line,
-            progress=progress,
+            progress=lambda stage, done, total: bars(Progress(stage, unit_of(stage), done, total)),
             readiness_condition=readiness,
             max_wait_time=max_wait,
             readiness_wait_time=poll_interval,

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from bakery.errors import ImageBakingException, quoted
-from frontends.cli.output import byte_progress, console, fail, log_line, print_json
+from frontends.cli.output import console, fail, log_line, print_json, stage_bars
 
 base_app = typer.Typer(help="Base images: build the embedded default.", no_args_is_help=True)
 
@@ -70,7 +70,7 @@ def bake(
     from bakery.bake import bake_image
 
     try:
-        with byte_progress(quiet=as_json) as progress:
+        with stage_bars(quiet=as_json) as bars:
             baked = bake_image(
                 pypi=_pypi(pypi) if pypi else None,
                 requirements_file=requirements,
@@ -84,7 +84,7 @@ def bake(
                 target=target,
                 force=force,
                 compression=compression,
-                progress=progress,
+                events=bars,
             )
     except ImageBakingException as error:
         fail(error)

@@ -14,8 +14,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-BYTE_STAGES = {"hash", "tar", "download", "upload"}
-"""Stages whose progress counts bytes; every other stage counts items."""
+from stagekit.progress import Progress as StageProgress
 
 
 class _AmountColumn(ProgressColumn):
@@ -28,7 +27,7 @@ class _AmountColumn(ProgressColumn):
 
 
 class StageBars:
-    """Started on creation; `update(stage, done, total)` adds a stage's bar on first sight."""
+    """Started on creation; `update(event)` adds a stage's bar on first sight."""
 
     def __init__(self, console: Console) -> None:
         columns = (
@@ -41,11 +40,12 @@ class StageBars:
         self.tasks: dict[str, TaskID] = {}
         self.progress.start()
 
-    def update(self, stage: str, done: int, total: int) -> None:
-        if stage not in self.tasks:
-            counted = stage not in BYTE_STAGES
-            self.tasks[stage] = self.progress.add_task(stage, total=total, counted=counted)
-        self.progress.update(self.tasks[stage], completed=done, total=total)
+    def update(self, event: StageProgress) -> None:
+        if event.stage not in self.tasks:
+            counted = event.unit != "bytes"
+            task = self.progress.add_task(event.stage, total=event.total, counted=counted)
+            self.tasks[event.stage] = task
+        self.progress.update(self.tasks[event.stage], completed=event.done, total=event.total)
 
     def stop(self) -> None:
         self.progress.stop()

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from frontends.cli.output import byte_progress, fail, log_line, print_json
+from frontends.cli.output import fail, log_line, print_json, stage_bars
 from packager.errors import CodePackagingException
 
 
@@ -24,13 +24,13 @@ def package(
     from packager.package import package_code
 
     try:
-        with byte_progress(quiet=as_json) as progress:
+        with stage_bars(quiet=as_json) as bars:
             packaged = package_code(
                 [str(path) for path in src],
                 suffixes=suffix or None,
                 logger=None if as_json else log_line,
                 store=store,
-                progress=progress,
+                events=bars,
             )
     except CodePackagingException as error:
         fail(error)

@@ -8,11 +8,13 @@ import functools
 import json
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
+
+from stagekit.progress import Event, EventSink, Progress
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -68,24 +70,27 @@ def print_json(value: Any) -> None:
 
 
 @contextmanager
-def byte_progress(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """A (stage, done, total) callback drawing one rich bar per stage on stderr, from the
-    first report on (stages report from worker threads, so the bars start under a lock)."""
+def stage_bars(quiet: bool) -> Iterator[EventSink]:
+    """An events sink (the stages' typed events) drawing one rich bar per stage on stderr,
+    from the first progress event on (stages report from worker threads, so the bars start
+    under a lock). Log lines are printed by the command's logger, not here."""
     global _bars
     if quiet:
-        yield lambda _stage, _done, _total: None
+        yield lambda _event: None
         return
     starting = threading.Lock()
 
-    def update(stage: str, done: int, total: int) -> None:
+    def update(event: Event) -> None:
         global _bars
+        if not isinstance(event, Progress):
+            return
         if _bars is None:
             with starting:
                 if _bars is None:
                     from frontends.cli.bars import StageBars
 
                     _bars = StageBars(console(stderr=True))
-        _bars.update(stage, done, total)
+        _bars.update(event)
 
     try:
         yield update
