@@ -191,7 +191,7 @@ def _digest(value: object) -> str:
 def _compression(value: object) -> str:
     if value not in ("gzip", "zstd"):
         raise ValueError(f"compression {quoted(value)} is not 'gzip' or 'zstd'")
-    return value  # type: ignore[return-value]  # one of the two
+    return value
 
 
 def _epoch(value: object) -> int:
@@ -205,13 +205,13 @@ def _epoch(value: object) -> int:
 def _kind(value: object) -> str:
     if value != "pypi":
         raise ValueError(f"kind {quoted(value)} is not supported; 'pypi' is")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _format(value: object) -> int:
     if value != SPEC_FORMAT:
         raise ValueError(f"format {quoted(value)} is not this bakery's spec format {SPEC_FORMAT}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 _FIELD_CHECKS = {

@@ -55,7 +55,7 @@ def local_failure(error: OSError, doing: str) -> CodePackagingException:
     that names the real cause (disk full, read-only, ...) and what to do about it."""
     reason = error.strerror or str(error)
     where = f" ({error.filename})" if error.filename else ""
-    hint = _HINTS.get(error.errno, "check the path and the filesystem")
+    hint = _HINTS.get(error.errno or 0, "check the path and the filesystem")
     return CodePackagingException(
         f"cannot {doing}: {reason}{where}; {hint}", kind=ErrorKind.INTERNAL
     )

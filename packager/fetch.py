@@ -21,7 +21,7 @@ from stagekit.cancel import CancelToken
 from stagekit.errors import ErrorKind
 
 
-def _destination(dest: str | os.PathLike) -> Path:
+def _destination(dest: str | os.PathLike[str]) -> Path:
     """`dest` as an absolute path, checked to be new or an empty real directory."""
     destination = Path(dest).absolute()
     try:
@@ -60,7 +60,7 @@ def _move_into_place(tree: Path, destination: Path) -> None:
 def fetch_code(
     url: str,
     key: str,
-    dest: str | os.PathLike,
+    dest: str | os.PathLike[str],
     *,
     cancel: CancelToken | None = None,
     timeout: float | None = None,
@@ -77,7 +77,7 @@ def fetch_code(
         return _fetch(url, key, dest, token)
 
 
-def _fetch(url: str, key: str, dest: str | os.PathLike, cancel: CancelToken) -> Path:
+def _fetch(url: str, key: str, dest: str | os.PathLike[str], cancel: CancelToken) -> Path:
     cancel.check()
     destination = _destination(dest)
     store = store_holding(url)

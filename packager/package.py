@@ -87,7 +87,7 @@ def _check_size(entries: list[Entry], limit: int, reporter: Reporter) -> None:
 
 
 def package_code(
-    src_paths: Sequence[str | os.PathLike],
+    src_paths: Sequence[str | os.PathLike[str]],
     suffixes: Sequence[str] | None = None,
     logger: Callable[[str], Any] | None = None,
     **options: Any,
@@ -110,7 +110,7 @@ def package_code(
     fields = {name: options[name] for name in _REQUEST_OPTIONS if options.get(name) is not None}
     if suffixes is not None:
         fields["suffixes"] = suffixes
-    request = PackageRequest(src_paths, **fields)
+    request = PackageRequest(src_paths, **fields)  # type: ignore[arg-type]  # it normalizes
     reporter = Reporter(
         LOG_NAME,
         _callable(logger, "logger"),

@@ -138,8 +138,8 @@ def write_tarball(
         for archive in reuse_from:
             index = read_index(archive)
             if index:
-                source = stack.enter_context(open(archive, "rb"))
-                found.update((identity, (source, *where)) for identity, where in index.items())
+                reused: BinaryIO = stack.enter_context(open(archive, "rb"))
+                found.update((identity, (reused, *where)) for identity, where in index.items())
         fresh = [entry for entry in entries if entry.identity not in found]
         out = stack.enter_context(open(target, "wb"))
         pool = stack.enter_context(worker_pool("tar"))

@@ -116,7 +116,7 @@ class _GuardedInfo(tarfile.TarInfo):
                 "never writes"
             )
         if self.type not in _EXTENDED_HEADERS:
-            return super()._proc_member(archive)
+            return super()._proc_member(archive)  # type: ignore[misc]  # private hook
         stream: _Stream = archive.fileobj  # type: ignore[assignment]
         if stream.window is not None:
             raise BadPackage(
@@ -131,7 +131,7 @@ class _GuardedInfo(tarfile.TarInfo):
         payload = -(-self.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
         stream.window = stream.tell() + payload + tarfile.BLOCKSIZE
         try:
-            return super()._proc_member(archive)
+            return super()._proc_member(archive)  # type: ignore[misc]  # private hook
         finally:
             stream.window = None
 

@@ -188,7 +188,9 @@ def compiled(
     with tempfile.TemporaryDirectory(prefix="bakery-bytecode-") as scratch:
         tree = Path(scratch) / "tree"
         for path in sources:
-            _write(files[path], tree / path)
+            file = files[path]
+            assert isinstance(file, LayerFile)  # sources are regular .py files
+            _write(file, tree / path)
         chunks = [sources[i : i + _CHUNK] for i in range(0, len(sources), _CHUNK)]
         with ThreadPoolExecutor(min(len(chunks), os.cpu_count() or 1) or 1) as workers:
             list(workers.map(lambda chunk: _run(compiler, tree, chunk, what), chunks))

@@ -15,7 +15,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal, cast
 
 import blake3
 from installer import install
@@ -85,7 +85,13 @@ def build_wheel_layer(
         with compiled(files, site_packages, compiler, filename) as pycs:
             return store_layer(cache, key, filename, {**files, **pycs}, compression)
     finally:
-        for file in files.values():
+        _close(files)
+
+
+def _close(files: dict[str, LayerFile]) -> None:
+    """Release the spooled contents a staged wheel holds."""
+    for file in files.values():
+        if not isinstance(file.content, Path):
             file.content.close()
 
 
@@ -110,8 +116,7 @@ def stage_wheel(
             archive.filename = filename  # installer reads name and version from it
             install(WheelFile(archive), destination, {"INSTALLER": INSTALLER_NAME})
     except (InstallerError, ValueError, KeyError, zipfile.BadZipFile, FileExistsError) as exc:
-        for file in destination.files.values():
-            file.content.close()
+        _close(destination.files)
         raise ImageBakingException(
             f"Cannot unpack {filename}: {exc}. The wheel is malformed; pin another version."
         ) from None
@@ -141,12 +146,13 @@ class _MemoryDestination(SchemeDictionaryDestination):
         if os.path.basename(target).startswith(_WHITEOUT):
             raise ValueError(f"{target} would be an overlay whiteout and delete image files")
         # Outlives this call: the layer writer reads it, and the caller closes it.
-        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_LIMIT)  # noqa: SIM115
+        spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=_SPOOL_LIMIT))  # noqa: SIM115
         digest, size = copyfileobj_with_hashing(stream, spool, self.hash_algorithm)
         mode = 0o755 if is_executable or scheme == "scripts" else 0o644
         self.files[target] = LayerFile(mode=mode, size=size, content=spool)
         return RecordEntry(path, Hash(self.hash_algorithm, digest), size)
 
     def write_script(self, name: str, module: str, attr: str, section: str) -> RecordEntry:
-        script_name, data = Script(name, module, attr, section).generate(self.interpreter, "posix")
+        kind = cast(Literal["console", "gui"], section)
+        script_name, data = Script(name, module, attr, kind).generate(self.interpreter, "posix")
         return self.write_to_fs(Scheme("scripts"), script_name, io.BytesIO(data), True)
