@@ -24,7 +24,7 @@ from bakery.image import LOCK_ANNOTATION
 from bakery.oci.cache import BlobCache
 from bakery.request import BakeRequest, request_from_call
 from bakery.targets import open_target
-from stagekit.cancel import Cancelled, CancelToken
+from stagekit.cancel import Cancelled, CancelToken, token_from
 from stagekit.progress import Reporter
 
 if TYPE_CHECKING:
@@ -73,7 +73,9 @@ def bake_image(
     "daemon"), `registry` ("host:port/repo", default BAKERY_REGISTRY), `force` (rebake even
     if the spec's image exists), `compression` ("gzip", the default, or "zstd": smaller and
     faster, but Docker 20.10 cannot pull it), `progress` (callback (stage, done, total)),
-    `events` (callback receiving typed `stagekit.progress` events).
+    `events` (callback receiving typed `stagekit.progress` events), `cancel` (a
+    `stagekit.cancel.CancelToken`) or `timeout` (seconds): a cancelled bake raises an
+    ImageBakingException of kind cancelled / deadline_exceeded and tags nothing.
     """
     arguments = {
         "pypi": pypi,
@@ -87,8 +89,12 @@ def bake_image(
     }
     request = request_from_call(arguments, options)
     request.check()  # bad input fails here, before any base image or registry is touched
+    try:
+        cancel = token_from(options.get("cancel"), options.get("timeout"))
+    except ValueError as exc:
+        raise ImageBakingException(str(exc)) from None
     reporter = Reporter("bakery.bake", logger, options.get("progress"), options.get("events"))
-    return bake(request, reporter=reporter).baked
+    return bake(request, reporter=reporter, cancel=cancel).baked
 
 
 def bake(

@@ -17,7 +17,17 @@ from bakery.errors import ImageBakingException, quoted, shorten
 if TYPE_CHECKING:  # the spec parses requirements with `packaging`: loaded when a bake runs
     from bakery.spec import Spec
 
-OPTIONS = ("platform", "registry", "target", "force", "progress", "events", "compression")
+OPTIONS = (
+    "platform",
+    "registry",
+    "target",
+    "force",
+    "progress",
+    "events",
+    "compression",
+    "cancel",
+    "timeout",
+)
 """The keyword options `bake_image` takes beyond the reference's named parameters."""
 
 _UNPINNED = "sha256:" + "0" * 64

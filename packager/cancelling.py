@@ -11,30 +11,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from packager.errors import CodePackagingException
-from stagekit.cancel import Cancelled, CancelToken
+from stagekit.cancel import Cancelled, CancelToken, token_from
 
 
 def cancel_token(cancel: Any = None, timeout: Any = None) -> CancelToken:
-    """The token the work checks: the caller's `cancel`, one whose deadline is `timeout`
-    seconds from now, or one that never fires."""
-    if cancel is not None and timeout is not None:
-        raise CodePackagingException(
-            "give cancel= or timeout=, not both: a token with a deadline is "
-            "CancelToken.after(seconds)"
-        )
-    if cancel is not None:
-        if not isinstance(cancel, CancelToken):
-            raise CodePackagingException(
-                f"cancel must be a stagekit.cancel.CancelToken, got {type(cancel).__name__}"
-            )
-        return cancel
-    if timeout is None:
-        return CancelToken()
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
-        raise CodePackagingException(
-            f"timeout must be a number of seconds (0 or more), got {timeout!r}"
-        )
-    return CancelToken.after(timeout)
+    """The token the work checks (`stagekit.cancel.token_from`), bad options refused."""
+    try:
+        return token_from(cancel, timeout)
+    except ValueError as exc:
+        raise CodePackagingException(str(exc)) from None
 
 
 @contextmanager

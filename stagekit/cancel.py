@@ -60,3 +60,25 @@ class CancelToken:
 
     def _expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+def token_from(cancel: object = None, timeout: object = None) -> CancelToken:
+    """The token a stage's `cancel=` / `timeout=` options ask for: the caller's token, one
+    whose deadline is `timeout` seconds from now, or one that never fires. Bad values are a
+    ValueError, which each stage reports as its own typed error."""
+    if cancel is not None and timeout is not None:
+        raise ValueError(
+            "give cancel= or timeout=, not both: a token with a deadline is "
+            "CancelToken.after(seconds)"
+        )
+    if cancel is not None:
+        if not isinstance(cancel, CancelToken):
+            raise ValueError(
+                f"cancel must be a stagekit.cancel.CancelToken, got {type(cancel).__name__}"
+            )
+        return cancel
+    if timeout is None:
+        return CancelToken()
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
+        raise ValueError(f"timeout must be a number of seconds (0 or more), got {timeout!r}")
+    return CancelToken.after(timeout)

@@ -126,3 +126,13 @@ def test_spec_and_lock_carry_their_kind_and_format(bake_env):
         "pypi",
         1,
     )
+
+
+def test_bake_image_takes_a_timeout_or_a_token(bake_env):
+    with pytest.raises(ImageBakingException) as caught:
+        bake_image(pypi={"six": "==1.17.0"}, timeout=0)
+    assert caught.value.kind is ErrorKind.DEADLINE_EXCEEDED
+    with pytest.raises(ImageBakingException, match="cancel= or timeout=, not both"):
+        bake_image(pypi={"six": ""}, timeout=5, cancel=CancelToken())
+    with pytest.raises(ImageBakingException, match="cancel must be a"):
+        bake_image(pypi={"six": ""}, cancel="stop")
