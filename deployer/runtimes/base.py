@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from deployer.config import AppConfig
-from deployer.readiness import WorkerStatus
-from deployer.records import AppRecord
+from deployer.model.config import AppConfig
+from deployer.orchestration.readiness import WorkerStatus
+from deployer.orchestration.records import AppRecord
 
 
 class LogLine(str):

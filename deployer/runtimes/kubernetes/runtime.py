@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from deployer.config import AppConfig
 from deployer.exceptions import (
     AppConfigError,
     AppCreationFailedException,
     AppNotFoundException,
     BackendUnhealthyException,
 )
-from deployer.records import AppRecord, RecordStore
+from deployer.model.config import AppConfig
+from deployer.orchestration.records import AppRecord, RecordStore
 from deployer.runtimes.base import LogLine, Worker
 from deployer.runtimes.kubernetes import state
 from deployer.runtimes.kubernetes.apply import (

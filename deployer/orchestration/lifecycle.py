@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar, get_args
 
-from deployer.config import AppConfig
 from deployer.exceptions import AppConfigError
+from deployer.model.config import AppConfig
 from deployer.runtimes import as_runtime
 from deployer.runtimes.base import Runtime
 
@@ -60,7 +60,9 @@ class AppRun:
     def list(self) -> list[Any]:
         """The apps of this run (as `DeployedApp`s): on every runtime it deployed to, and on
         the default runtime (where other processes sharing the run id deploy)."""
-        from deployer.app import AppDeployer  # app.py reads `current_run`: import late
+        from deployer.orchestration.app import (
+            AppDeployer,
+        )  # app.py reads `current_run`: import late
 
         runtimes = dict(self._runtimes)
         default = as_runtime(None)

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bakery.bake import bake_image
-from deployer.app import DeployedApp
-from deployer.config import AppConfig
-from deployer.plan import deploy_plan
-from deployer.readiness import check_condition
+from deployer.model.config import AppConfig
+from deployer.model.specs import BakeSection, CodeSection, DeploymentSpec, load_specs
+from deployer.orchestration.app import DeployedApp
+from deployer.orchestration.plan import deploy_plan
+from deployer.orchestration.readiness import check_condition
 from deployer.runtimes import as_runtime
 from deployer.runtimes.base import Runtime
-from deployer.specs import BakeSection, CodeSection, DeploymentSpec, load_specs
 from packager import PackagedCode, package_code
 from stagekit.progress import ProgressCallback
 

@@ -1,7 +1,7 @@
 """Deploy several apps that depend on each other: dependencies first, independent ones at once.
 
 As Flyte's `depends_on` does: a dependency is ready before its dependents start, apps of one
-wave (`deployer.graph.deploy_order`) deploy in parallel threads, and each dependent gets its
+wave (`graph.deploy_order`) deploy in parallel threads, and each dependent gets its
 dependencies' URLs in its environment as `BAKERY_APP_<NAME>_URL` (the internal URL where the
 runtime has one, else the public one). A name that is not among the apps being deployed must
 already be deployed.
@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from deployer.app import AppDeployer, DeployedApp
-from deployer.config import AppConfig
 from deployer.exceptions import AppConfigError
-from deployer.graph import deploy_order
+from deployer.model.config import AppConfig
+from deployer.orchestration.app import AppDeployer, DeployedApp
+from deployer.orchestration.graph import deploy_order
 from deployer.runtimes.base import Runtime
 
 MAX_PARALLEL = 4

@@ -1,9 +1,9 @@
 """`AppDeployer` and `DeployedApp`: the reference API, over any runtime.
 
-The bookkeeping lives here, once: the app's record (`deployer.records`), the upgrade lock
-(`deployer.upgrades`), readiness (`deployer.readiness`) and the switch of the public URL to
-a new version only once it is ready, so the old version serves until then. Runtimes
-(`deployer.runtimes`) only start, observe, stop and expose workers.
+The bookkeeping lives here, once: the app's record (`records`), the upgrade lock
+(`upgrades`), readiness (`readiness`) and the switch of the public URL to a new version only
+once it is ready, so the old version serves until then. Runtimes (`deployer.runtimes`) only
+start, observe, stop and expose workers.
 """
 
 import functools
@@ -11,8 +11,6 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from deployer.auth import api_auth_headers, new_token
-from deployer.config import AppConfig
 from deployer.exceptions import (
     AppCrashLoopException,
     AppDeletedDuringDeploymentException,
@@ -20,13 +18,15 @@ from deployer.exceptions import (
     AppNotFoundException,
     AppReadinessException,
 )
-from deployer.lifecycle import current_run
-from deployer.proxy import free_port
-from deployer.readiness import Snapshot, check_condition, wait_until_ready
-from deployer.records import AppRecord, RecordStore, Upgrade
+from deployer.host.auth import api_auth_headers, new_token
+from deployer.host.proxy import free_port
+from deployer.model.config import AppConfig
+from deployer.orchestration.lifecycle import current_run
+from deployer.orchestration.readiness import Snapshot, check_condition, wait_until_ready
+from deployer.orchestration.records import AppRecord, RecordStore, Upgrade
+from deployer.orchestration.upgrades import claim, release, still_ours
 from deployer.runtimes import as_runtime
 from deployer.runtimes.base import LogLine, Runtime, Worker
-from deployer.upgrades import claim, release, still_ours
 
 _print_to_stderr = functools.partial(print, file=sys.stderr)
 _TOKEN_AUTH = ("API", "BrowserAndApi")
@@ -199,7 +199,7 @@ class AppDeployer:
         public URL to it and retire older versions. An unchanged config is a no-op.
 
         With `depends_on`, the dependencies (AppDeployers given there) are deployed first,
-        in parallel where independent, and their URLs passed in (`deployer.plan`).
+        in parallel where independent, and their URLs passed in (`deployer.orchestration.plan`).
         Deployment failures carry `deployed_app`, so callers can read its logs and replicas;
         the version that was serving before keeps serving.
         """
@@ -211,7 +211,9 @@ class AppDeployer:
         }
         if not self.config.depends_on:
             return self.deploy_alone(**options)
-        from deployer.plan import deploy_plan  # the plan deploys AppDeployers: import late
+        from deployer.orchestration.plan import (
+            deploy_plan,
+        )  # the plan deploys AppDeployers: import late
 
         configs = [_in_run(deployer.config) for deployer in self._closure()]
         return deploy_plan(configs, self._runtime or as_runtime(None), **options)[self.config.name]
