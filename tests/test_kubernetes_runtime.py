@@ -25,7 +25,7 @@ from deployer.exceptions import (
 )
 from deployer.host.auth import new_token
 from deployer.model.config import AppConfig
-from deployer.orchestration.app import version_of
+from deployer.orchestration.deploy import version_of
 from deployer.orchestration.plan import deploy_plan
 from deployer.orchestration.records import AppRecord, RecordStore
 from deployer.runtimes.base import Runtime

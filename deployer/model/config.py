@@ -39,6 +39,8 @@ from packager import CodePackagingException, PackagedCode
 
 DEFAULT_RPM = 60
 AUTH_TYPES = ("Browser", "API", "BrowserAndApi")
+TOKEN_AUTH_TYPES = ("API", "BrowserAndApi")
+"""The auth types that check an API token: apps of these types get one."""
 DIGEST_SCHEMA = "bakery.deployer.app-config/1"
 """Part of every digest: a change in what a field means must not look like "unchanged"."""
 

@@ -14,7 +14,7 @@ from frontends.cli.params import key_values
 from packager.errors import CodePackagingException
 
 if TYPE_CHECKING:  # the app model and runtimes load when a command runs, not at start-up
-    from deployer.orchestration.app import DeployedApp
+    from deployer.orchestration.deployed import DeployedApp
     from deployer.runtimes.base import Runtime
 
 apps_app = typer.Typer(
