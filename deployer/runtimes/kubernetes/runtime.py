@@ -50,7 +50,7 @@ class KubernetesRuntime:
 
     `start(config, version)` has no record parameter, so the runtime reads the app's record
     from `records` (by default the deployer's own store for this runtime, which
-    `AppDeployer` writes, token included, before it starts anything).
+    `deploy_one` writes, token included, before it starts anything).
     """
 
     kind = KIND
