@@ -7,7 +7,8 @@ from stagekit.lazy import lazy_exports
 if TYPE_CHECKING:
     from bakery.bake import BakedImage, bake_image
     from bakery.errors import ImageBakingException
-    from deployer.app import AppDeployer, DeployedApp
+    from deployer.orchestration.app import AppDeployer
+    from deployer.orchestration.deployed import DeployedApp
     from packager.errors import CodePackagingException
     from packager.model import PackagedCode
     from packager.package import package_code
@@ -25,8 +26,8 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
-        "AppDeployer": "deployer.app",
-        "DeployedApp": "deployer.app",
+        "AppDeployer": "deployer.orchestration.app",
+        "DeployedApp": "deployer.orchestration.deployed",
         "BakedImage": "bakery.bake",
         "bake_image": "bakery.bake",
         "ImageBakingException": "bakery.errors",

@@ -4,20 +4,43 @@ Everything derives from `DeployerException`, so a caller can catch the deployer 
 As in the reference, `AppDeploymentException` covers failures *after* the runtime accepted
 the app and carries `app_id` and `deployed_app`; creation refusals, missing apps and an
 unhealthy runtime are separate, because no deployed app exists to inspect.
+
+Each carries a `kind` (`stagekit.errors.ErrorKind`), so a service or client can act on it
+without reading the message; the class sets it, an instance may be given another:
+
+- INVALID_INPUT: `AppConfigError` (the parameters are wrong) and `AppCrashLoopException`
+  (the app's own code, image or command fails, so the same deployment fails again).
+- NOT_FOUND: `AppNotFoundException` (no app of that name).
+- UNAVAILABLE: `BackendUnhealthyException` (the engine, cluster or nginx fails: retry later).
+- CONFLICT: `AppUpgradeInProgressException`, `AppConcurrentUpgradeException`,
+  `AppDeletedDuringDeploymentException` (another deployment or user holds or changed the app).
+- DEADLINE_EXCEEDED: `AppReadinessException` (not ready within `max_wait_time`; the app may
+  still come up).
+- `AppCreationFailedException`: by the runtime's HTTP status, which says whose fault it is:
+  404 NOT_FOUND, 409 CONFLICT, 429 and 5xx UNAVAILABLE, any other 4xx INVALID_INPUT, anything
+  else INTERNAL.
+- INTERNAL: `DeployerException` and `AppDeploymentException` themselves (any other failure).
 """
 
 from collections.abc import Sequence
 from typing import Any
 
+from stagekit.errors import ErrorKind
+
 _LOG_TAIL = 10
 
 
 class DeployerException(Exception):
-    """Base of every exception the deployer raises; `message` says what happened and what to do."""
+    """Base of every exception the deployer raises; `message` says what happened and what to do,
+    `kind` what sort of failure it is (the class's, unless given)."""
 
-    def __init__(self, message: str) -> None:
+    kind: ErrorKind = ErrorKind.INTERNAL
+
+    def __init__(self, message: str, *, kind: ErrorKind | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if kind is not None:
+            self.kind = kind
 
 
 class AppConfigError(DeployerException, ValueError):
@@ -25,6 +48,8 @@ class AppConfigError(DeployerException, ValueError):
 
     Also a `ValueError`, so code that treats bad arguments generically still catches it.
     """
+
+    kind = ErrorKind.INVALID_INPUT
 
     def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
         self.problems = list(problems)
@@ -54,6 +79,8 @@ class AppCrashLoopException(AppDeploymentException):
     word on it, when it has one (an exit code, or why it refuses to serve the worker).
     """
 
+    kind = ErrorKind.INVALID_INPUT
+
     def __init__(
         self,
         app_id: str,
@@ -81,6 +108,8 @@ class AppCrashLoopException(AppDeploymentException):
 class AppReadinessException(AppDeploymentException):
     """The app did not meet its readiness condition within `max_wait_time`."""
 
+    kind = ErrorKind.DEADLINE_EXCEEDED
+
     def __init__(self, app_id: str, reason: str | None = None, *, deployed_app: Any = None) -> None:
         self.reason = reason
         message = f"app {app_id!r} did not become ready"
@@ -96,6 +125,8 @@ class AppReadinessException(AppDeploymentException):
 class AppUpgradeInProgressException(AppDeploymentException):
     """Another deployment of this app is still in progress; `upgrader` says who runs it."""
 
+    kind = ErrorKind.CONFLICT
+
     def __init__(
         self, app_id: str, upgrader: str | None = None, *, deployed_app: Any = None
     ) -> None:
@@ -110,6 +141,8 @@ class AppUpgradeInProgressException(AppDeploymentException):
 
 class AppConcurrentUpgradeException(AppDeploymentException):
     """Someone deployed a newer version while this deployment was in progress, invalidating it."""
+
+    kind = ErrorKind.CONFLICT
 
     def __init__(
         self,
@@ -139,6 +172,8 @@ class AppConcurrentUpgradeException(AppDeploymentException):
 class AppDeletedDuringDeploymentException(AppDeploymentException):
     """The app was deleted by another process or user while this deployment was waiting."""
 
+    kind = ErrorKind.CONFLICT
+
     def __init__(self, app_id: str, *, deployed_app: Any = None) -> None:
         message = (
             f"app {app_id!r} was deleted while this deployment was in progress; check for "
@@ -158,11 +193,13 @@ class AppCreationFailedException(DeployerException):
             f"the runtime refused to create app {app_name!r} (status {status_code}): "
             f"{error_text}. Check the AppDeployer parameters, quotas and permissions."
         )
-        super().__init__(message)
+        super().__init__(message, kind=_kind_of_status(status_code))
 
 
 class AppNotFoundException(DeployerException):
     """The app does not exist: it was deleted or never deployed."""
+
+    kind = ErrorKind.NOT_FOUND
 
     def __init__(self, app_id: str) -> None:
         self.app_id = app_id
@@ -180,6 +217,8 @@ class BackendUnhealthyException(DeployerException):
     problem, not a configuration one: retrying after a short delay often works.
     """
 
+    kind = ErrorKind.UNAVAILABLE
+
     def __init__(self, backend: str, detail: str, status_code: int | None = None) -> None:
         self.backend = backend
         self.detail = detail
@@ -190,3 +229,16 @@ class BackendUnhealthyException(DeployerException):
             f"Check that the {backend} engine is running, then retry."
         )
         super().__init__(message)
+
+
+def _kind_of_status(status: int) -> ErrorKind:
+    """What an HTTP status from a runtime's API says about the failure."""
+    if status == 404:
+        return ErrorKind.NOT_FOUND
+    if status == 409:
+        return ErrorKind.CONFLICT
+    if status == 429 or 500 <= status < 600:
+        return ErrorKind.UNAVAILABLE
+    if 400 <= status < 500:
+        return ErrorKind.INVALID_INPUT
+    return ErrorKind.INTERNAL

@@ -16,9 +16,9 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from deployer import AppDeployer
-from deployer.plan import url_variable
-from deployer.secrets import SecretStore
-from deployer.spec_deploy import deploy_spec_file
+from deployer.host.secrets import SecretStore
+from deployer.orchestration.plan import url_variable
+from deployer.orchestration.spec_deploy import deploy_spec_file
 from frontends.cli import app as cli
 from packager import CodePackagingException
 from tests.fixtures.services import isolate_bakery_dirs

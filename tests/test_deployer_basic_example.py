@@ -24,7 +24,7 @@ from bakery import config as bakery_config
 from bakery.base.default import default_base_tag
 from bakery.oci.layout import LAYOUT_SCHEME, LayoutPublisher
 from bakery.oci.model import Image
-from deployer.images import image_location
+from deployer.model.images import image_location
 from deployer.runtimes.docker.images import engine_image
 from tests.fixtures.base_image import PLATFORM
 

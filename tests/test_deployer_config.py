@@ -3,7 +3,6 @@
 import pytest
 from pydantic import ValidationError
 
-from deployer.config import DEFAULT_RPM, AppConfig
 from deployer.exceptions import (
     AppConcurrentUpgradeException,
     AppConfigError,
@@ -17,7 +16,8 @@ from deployer.exceptions import (
     BackendUnhealthyException,
     DeployerException,
 )
-from deployer.quantities import Quantity, parse_bytes, parse_cpu, parse_gpu
+from deployer.model.config import DEFAULT_RPM, AppConfig
+from deployer.model.quantities import Quantity, parse_bytes, parse_cpu, parse_gpu
 from packager import CodePackagingException, PackagedCode
 
 PKG = PackagedCode("file:///tmp/store/code/abc.tar.gz", "abc")

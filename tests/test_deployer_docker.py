@@ -23,10 +23,10 @@ from deployer.exceptions import (
     AppUpgradeInProgressException,
     BackendUnhealthyException,
 )
-from deployer.lifecycle import RUN_TAG, app_deploy
-from deployer.plan import url_variable
+from deployer.host.secrets import SecretStore
+from deployer.orchestration.lifecycle import RUN_TAG, app_deploy
+from deployer.orchestration.plan import url_variable
 from deployer.runtimes.docker import DockerRuntime
-from deployer.secrets import SecretStore
 from packager import PackagedCode, package_code
 from tests.fixtures.services import isolate_bakery_dirs
 

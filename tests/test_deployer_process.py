@@ -25,20 +25,20 @@ from bakery.layers.tarball import LayerEntry, LayerFile, LayerSymlink, write_lay
 from bakery.oci.layout import LayoutPublisher
 from bakery.oci.model import OCI_LAYER_GZIP, Image
 from deployer import AppDeployer
-from deployer.auth import api_auth_headers, new_token
-from deployer.config import AppConfig
 from deployer.exceptions import AppConfigError, AppCrashLoopException
-from deployer.lifecycle import app_deploy
-from deployer.procfs import is_loopback, tcp_listeners
-from deployer.proxy import free_port
-from deployer.readiness import Snapshot, wait_until_ready
-from deployer.records import AppRecord
+from deployer.host.auth import api_auth_headers, new_token
+from deployer.host.procfs import is_loopback, tcp_listeners
+from deployer.host.proxy import free_port
+from deployer.host.secrets import SecretStore
+from deployer.model.config import AppConfig
+from deployer.orchestration.lifecycle import app_deploy
+from deployer.orchestration.readiness import Snapshot, wait_until_ready
+from deployer.orchestration.records import AppRecord
 from deployer.runtimes.base import Worker
 from deployer.runtimes.process import ProcessRuntime
 from deployer.runtimes.process.env import host_env
 from deployer.runtimes.process.image import LayerBlob
 from deployer.runtimes.process.unpack import shebang, unpack
-from deployer.secrets import SecretStore
 from packager import PackagedCode, package_code
 from stagekit.dirs import data_dir
 from stagekit.progress import Reporter
@@ -124,7 +124,7 @@ def wait_for_phase(runtime: ProcessRuntime, name: str, phase: str) -> list[Worke
 
 START_AND_EXIT = """
 import json, sys
-from deployer.config import AppConfig
+from deployer.model.config import AppConfig
 from deployer.runtimes.process import ProcessRuntime
 from packager import PackagedCode
 kwargs = json.loads(sys.argv[1])

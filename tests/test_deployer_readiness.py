@@ -15,7 +15,7 @@ from deployer.exceptions import (
     AppDeletedDuringDeploymentException,
     AppReadinessException,
 )
-from deployer.readiness import (
+from deployer.orchestration.readiness import (
     CONDITIONS,
     Snapshot,
     WorkerStatus,

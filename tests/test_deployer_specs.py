@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from deployer.exceptions import AppConfigError
-from deployer.graph import deploy_order
-from deployer.specs import load_specs, order_specs
+from deployer.model.specs import load_specs, order_specs
+from deployer.orchestration.graph import deploy_order
 from packager import PackagedCode
 
 # --- deploy_order -------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def test_every_problem_names_the_file_and_document(project: Path) -> None:
 
 
 def _parameters() -> list[str]:
-    from deployer.config import AppConfig
+    from deployer.model.config import AppConfig
 
     return list(AppConfig.model_fields)
 

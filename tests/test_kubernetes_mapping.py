@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from kubernetes.utils import parse_quantity
 
-from deployer.auth import new_token
-from deployer.config import AppConfig
 from deployer.exceptions import AppConfigError
-from deployer.quantities import parse_bytes, parse_cpu, parse_gpu
-from deployer.records import AppRecord
+from deployer.host.auth import new_token
+from deployer.model.config import AppConfig
+from deployer.model.quantities import parse_bytes, parse_cpu, parse_gpu
+from deployer.orchestration.records import AppRecord
 from deployer.runtimes.kubernetes import (
     ClusterSettings,
     KubernetesAppSpec,
@@ -342,5 +342,5 @@ def test_a_deploy_needs_a_code_package() -> None:
 def test_config_quantities_mean_the_same_to_the_kubernetes_client(
     parse: Any, text: str, scale: int
 ) -> None:
-    """What `deployer.quantities` accepts (config and spec alike), the client reads equally."""
+    """What `deployer.model.quantities` accepts (config and spec alike), the client reads alike."""
     assert parse(text, "q").value == parse_quantity(text) * scale

@@ -17,17 +17,17 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from deployer.app import version_of
-from deployer.auth import new_token
-from deployer.config import AppConfig
 from deployer.exceptions import (
     AppConfigError,
     AppCreationFailedException,
     AppNotFoundException,
     BackendUnhealthyException,
 )
-from deployer.plan import deploy_plan
-from deployer.records import AppRecord, RecordStore
+from deployer.host.auth import new_token
+from deployer.model.config import AppConfig
+from deployer.orchestration.deploy import version_of
+from deployer.orchestration.plan import deploy_plan
+from deployer.orchestration.records import AppRecord, RecordStore
 from deployer.runtimes.base import Runtime
 from deployer.runtimes.kubernetes import (
     ApplyRequest,

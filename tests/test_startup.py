@@ -41,14 +41,16 @@ def test_bake_imports_the_build_pipeline_only_when_it_builds():
 )
 def test_package_imports_load_no_stage_until_used(statement):
     heavy = ["docker", "kubernetes", "boto3", "httpx", "pydantic", "rich", "bakery.bake"]
-    assert _imported_after(statement, [*heavy, "deployer.app", "packager.package"]) == []
+    assert (
+        _imported_after(statement, [*heavy, "deployer.orchestration.app", "packager.package"]) == []
+    )
 
 
 def test_the_lazy_exports_are_the_real_objects():
     from bakery.bake import bake_image
     from deployer import AppDeployer, package_code
     from deployer import bake_image as exported
-    from deployer.app import AppDeployer as real_deployer
+    from deployer.orchestration.app import AppDeployer as real_deployer
     from packager.package import package_code as real_package_code
 
     assert exported is bake_image

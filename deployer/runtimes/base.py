@@ -1,7 +1,8 @@
 """The interface every runtime implements, and the values they report.
 
-`AppDeployer` does the bookkeeping (records, upgrade lock, readiness, exposure order) once;
-a runtime only starts, observes, stops and removes one app's workers, and exposes them.
+`deploy_one` (`deployer.orchestration.deploy`) does the bookkeeping (records, upgrade lock,
+readiness, exposure order) once; a runtime only starts, observes, stops and removes one
+app's workers, and exposes them.
 Workers carry their version, so old and new versions can run side by side during an upgrade.
 """
 
@@ -9,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from deployer.config import AppConfig
-from deployer.readiness import WorkerStatus
-from deployer.records import AppRecord
+from deployer.model.config import AppConfig
+from deployer.orchestration.readiness import WorkerStatus
+from deployer.orchestration.records import AppRecord
 
 
 class LogLine(str):

@@ -3,8 +3,8 @@ on the host, and the parameters neither can honour."""
 
 from pathlib import Path
 
-from deployer.config import AppConfig
 from deployer.exceptions import AppConfigError
+from deployer.model.config import AppConfig
 from packager.errors import CodePackagingException
 from packager.fetch import fetch_code
 from packager.model import PackagedCode

@@ -7,7 +7,7 @@ import typer
 
 from bakery.errors import ImageBakingException
 from deployer.exceptions import AppNotFoundException, DeployerException
-from deployer.readiness import Condition
+from deployer.orchestration.readiness import Condition
 from deployer.runtimes import RuntimeKind, default_runtime, runtime_named
 from frontends.cli.output import console, fail, fail_on, log_line, print_json, stage_bars
 from frontends.cli.params import key_values
@@ -15,7 +15,7 @@ from packager.errors import CodePackagingException
 from stagekit.progress import Progress, unit_of
 
 if TYPE_CHECKING:  # the app model and runtimes load when a command runs, not at start-up
-    from deployer.app import DeployedApp
+    from deployer.orchestration.deployed import DeployedApp
     from deployer.runtimes.base import Runtime
 
 apps_app = typer.Typer(
@@ -39,7 +39,7 @@ def _runtime(kind: str | None) -> "Runtime":
 
 def _app(name: str, kind: str | None) -> "DeployedApp":
     """The deployed app called `name`; an unknown name ends the command with a message."""
-    from deployer.app import AppDeployer
+    from deployer.orchestration.app import AppDeployer
 
     runtime = _runtime(kind)
     try:
@@ -81,7 +81,7 @@ def deploy(
     ] = False,
 ) -> None:
     """Package, bake and deploy every app of a spec file, dependencies first."""
-    from deployer.spec_deploy import deploy_spec_file
+    from deployer.orchestration.spec_deploy import deploy_spec_file
 
     chosen = _runtime(runtime)
     with (
@@ -126,7 +126,7 @@ def list_apps(
     """List deployed apps: name, version, state, runtime, public URL and tags."""
     from rich.table import Table
 
-    from deployer.app import AppDeployer
+    from deployer.orchestration.app import AppDeployer
 
     tags = [{key: value} for key, value in key_values(tag or [], "--tag")]
     chosen = _runtime(runtime)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from deployer.exceptions import DeployerException
-from deployer.secrets import SecretStore
+from deployer.host.secrets import SecretStore
 from frontends.cli.output import fail, fail_on, log_line
 from frontends.cli.params import key_values
 

@@ -22,7 +22,7 @@ from bakery.oci.model import Image
 from bakery.oci.read import open_image
 from bakery.platforms import ARCHITECTURES
 from deployer.exceptions import AppConfigError, BackendUnhealthyException
-from deployer.images import image_location
+from deployer.model.images import image_location
 
 LAYOUT_TAG_PREFIX = "layout-"
 _PLATFORMS = {machine: platform for platform, machine in ARCHITECTURES.items()}

@@ -3,7 +3,7 @@
 One container per replica, named `bakery-<app>-<version>-<i>` and labelled with the app and
 its version, so old and new versions can run side by side during an upgrade and a new
 Python process finds them again. Each replica publishes its port on a fixed 127.0.0.1 port
-(stable across container restarts) that the app's nginx (`deployer.proxy`) forwards to.
+(stable across container restarts) that the app's nginx (`deployer.host.proxy`) forwards to.
 Containers restart unless stopped, as a supervised server would; a crash shows as
 `restarting`, which is the crash loop the reference reports.
 
@@ -24,15 +24,15 @@ from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 from docker.types import Mount
 
-from deployer.config import AppConfig
-from deployer.proxy import LocalProxy, free_port
-from deployer.readiness import Phase, WorkerStatus
-from deployer.records import AppRecord
+from deployer.host.proxy import LocalProxy, free_port
+from deployer.host.secrets import SecretStore
+from deployer.model.config import AppConfig
+from deployer.orchestration.readiness import Phase, WorkerStatus
+from deployer.orchestration.records import AppRecord
 from deployer.runtimes.base import LogLine, Worker
 from deployer.runtimes.docker.engine import connect, engine_errors
 from deployer.runtimes.docker.images import engine_image
 from deployer.runtimes.local import local_code, refuse
-from deployer.secrets import SecretStore
 
 APP_LABEL = "bakery.app"
 VERSION_LABEL = "bakery.version"

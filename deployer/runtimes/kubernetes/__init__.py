@@ -4,7 +4,7 @@ Nothing here needs a cluster except `KubernetesApplier` (and the runtime's calls
 manifests are checked against the official client's models instead of an API server.
 """
 
-from deployer.auth import api_auth_headers
+from deployer.host.auth import api_auth_headers
 from deployer.runtimes.kubernetes.apply import (
     ApplyRequest,
     ResourceRef,

@@ -15,7 +15,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from deployer.auth import htpasswd_line
+from deployer.host.auth import htpasswd_line
 from deployer.runtimes.kubernetes.errors import KubernetesSpecError
 from deployer.runtimes.kubernetes.labels import selector_labels
 from deployer.runtimes.kubernetes.spec import ClusterSettings, KubernetesAppSpec

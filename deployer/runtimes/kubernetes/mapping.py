@@ -10,11 +10,11 @@ always `<name>.<namespace>.<domain>`. `auth.type` is always enforced on the publ
 
 from collections.abc import Sequence
 
-from deployer.config import AppConfig
 from deployer.exceptions import AppConfigError
-from deployer.images import image_location
-from deployer.quantities import Quantity
-from deployer.records import AppRecord
+from deployer.model.config import AppConfig
+from deployer.model.images import image_location
+from deployer.model.quantities import Quantity
+from deployer.orchestration.records import AppRecord
 from deployer.runtimes.kubernetes.errors import KubernetesSpecError
 from deployer.runtimes.kubernetes.labels import BRANCH_LABEL, PROJECT_LABEL, RENDERER_LABELS
 from deployer.runtimes.kubernetes.spec import (

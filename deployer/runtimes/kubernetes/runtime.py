@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from deployer.config import AppConfig
 from deployer.exceptions import (
     AppConfigError,
     AppCreationFailedException,
     AppNotFoundException,
     BackendUnhealthyException,
 )
-from deployer.records import AppRecord, RecordStore
+from deployer.model.config import AppConfig
+from deployer.orchestration.records import AppRecord, RecordStore
 from deployer.runtimes.base import LogLine, Worker
 from deployer.runtimes.kubernetes import state
 from deployer.runtimes.kubernetes.apply import (
@@ -50,7 +50,7 @@ class KubernetesRuntime:
 
     `start(config, version)` has no record parameter, so the runtime reads the app's record
     from `records` (by default the deployer's own store for this runtime, which
-    `AppDeployer` writes, token included, before it starts anything).
+    `deploy_one` writes, token included, before it starts anything).
     """
 
     kind = KIND

@@ -3,7 +3,7 @@
 `KubernetesAppSpec` is deliberately narrower than the deployer's `AppConfig`: `mapping.py` maps
 the config onto it, and the renderer never reads the config. Everything is checked here, once,
 so the renderer can trust its input; names and quantities by the same rules the config uses
-(`deployer.names`, `deployer.quantities`), so the two can never disagree.
+(`deployer.model.names`, `deployer.model.quantities`), so the two can never disagree.
 """
 
 import re
@@ -12,8 +12,14 @@ from importlib.metadata import version as package_version
 from typing import Literal
 
 from deployer.exceptions import AppConfigError
-from deployer.names import is_app_name, is_env_name, is_label_key, is_label_value, is_secret_name
-from deployer.quantities import parse_bytes, parse_cpu, parse_gpu
+from deployer.model.names import (
+    is_app_name,
+    is_env_name,
+    is_label_key,
+    is_label_value,
+    is_secret_name,
+)
+from deployer.model.quantities import parse_bytes, parse_cpu, parse_gpu
 from deployer.runtimes.kubernetes.errors import KubernetesSpecError
 from deployer.runtimes.kubernetes.labels import RENDERER_LABELS
 

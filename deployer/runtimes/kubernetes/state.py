@@ -15,7 +15,7 @@ from typing import Any
 
 from kubernetes.client import ApiClient
 
-from deployer.readiness import Phase, WorkerStatus
+from deployer.orchestration.readiness import Phase, WorkerStatus
 from deployer.runtimes.base import LogLine, Worker
 from deployer.runtimes.kubernetes.labels import APP_CONTAINER, FETCH_CONTAINER, VERSION_LABEL
 

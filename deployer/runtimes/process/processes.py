@@ -17,7 +17,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from deployer.procfs import proc_stat
+from deployer.host.procfs import proc_stat
 
 _LAUNCH = '( /bin/sh -c "$1"; echo $? >"$2" ) >>"$3" 2>&1 </dev/null & echo "$$ $!"'
 """$1 the commands, $2 the exit-code file, $3 the log; prints the group id and worker pid."""

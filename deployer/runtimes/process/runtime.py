@@ -10,7 +10,7 @@ There is no supervisor: a worker whose command exits stays down, reported as "cr
 its exit code and 0 restarts, until the next `start` of its version launches it again (and
 keeps the log of the run that ended as its previous log). Nothing isolates or limits the
 processes, so resource limits are refused rather than ignored. The public URL is a local
-nginx (`deployer.proxy`), which also does the API auth.
+nginx (`deployer.host.proxy`), which also does the API auth.
 
 Workers share the host's network, so a worker listening on every interface would be
 reachable around that proxy and its auth. They listen on loopback only: `HOST=127.0.0.1`
@@ -25,18 +25,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from deployer.config import AppConfig
-from deployer.procfs import is_loopback, tcp_listeners
-from deployer.proxy import LocalProxy, free_port
-from deployer.readiness import WorkerStatus
-from deployer.records import AppRecord
+from deployer.host.procfs import is_loopback, tcp_listeners
+from deployer.host.proxy import LocalProxy, free_port
+from deployer.host.secrets import SecretStore
+from deployer.model.config import AppConfig
+from deployer.orchestration.readiness import WorkerStatus
+from deployer.orchestration.records import AppRecord
 from deployer.runtimes.base import LogLine, Worker
 from deployer.runtimes.local import local_code, refuse
 from deployer.runtimes.process import loopback
 from deployer.runtimes.process.env import host_env
 from deployer.runtimes.process.processes import alive, launch, stop_groups
 from deployer.runtimes.process.state import WorkerRecord, WorkerStore
-from deployer.secrets import SecretStore
 from stagekit.progress import Reporter
 
 _STOP_GRACE = 5.0

@@ -3,7 +3,7 @@
 Per app, `<data dir>/deployer/process/workers/<app>/` holds for each worker `<id>.json` (the
 record below), `<id>.log` (stdout and stderr of its current execution), `<id>.log.previous`
 (of the execution before) and `<id>.exit` (the command's exit code, once it ended), all
-owner-only (`deployer.statedirs`): logs hold whatever the app prints. Changes happen under an
+owner-only (`deployer.host.statedirs`): logs hold whatever the app prints. Changes happen under an
 exclusive `flock` per app, so concurrent starts and stops do not interleave.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from deployer.statedirs import private_dir, private_file, state_dir
+from deployer.host.statedirs import private_dir, private_file, state_dir
 from stagekit.files import exclusive, write_atomic
 
 

@@ -26,7 +26,13 @@ Phase = Literal["pending", "running", "crashloop", "failed", "terminated"]
 PHASES: tuple[str, ...] = get_args(Phase)
 _CRASHED = ("crashloop", "failed")
 """The reference raises a crash loop for a worker in CrashLoopBackOff *or* Failed."""
-_print_to_stderr = functools.partial(print, file=sys.stderr)
+
+DEFAULT_CONDITION: Condition = "at_least_one_running"
+DEFAULT_MAX_WAIT_TIME = 600
+DEFAULT_READINESS_WAIT_TIME = 10
+"""The reference's `deploy()` defaults, in seconds: every deploying entry point uses these."""
+print_to_stderr = functools.partial(print, file=sys.stderr)
+"""The default `logger_fn`: deployment progress goes to stderr, as in the reference."""
 
 
 @dataclass(frozen=True)
@@ -124,9 +130,9 @@ def wait_until_ready(
     *,
     app_id: str,
     version: str,
-    max_wait_time: float = 600,
-    readiness_wait_time: float = 10,
-    logger_fn: Callable[[str], Any] = _print_to_stderr,
+    max_wait_time: float = DEFAULT_MAX_WAIT_TIME,
+    readiness_wait_time: float = DEFAULT_READINESS_WAIT_TIME,
+    logger_fn: Callable[[str], Any] = print_to_stderr,
     logs_fn: Callable[[str], Sequence[Any]] | None = None,
     deployed_app: Any = None,
     clock: Callable[[], float] = time.monotonic,

@@ -27,12 +27,20 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from deployer.exceptions import AppConfigError
-from deployer.names import is_app_name, is_env_name, is_label_key, is_label_value, is_secret_name
-from deployer.quantities import Quantity, parse_bytes, parse_cpu, parse_gpu
+from deployer.model.names import (
+    is_app_name,
+    is_env_name,
+    is_label_key,
+    is_label_value,
+    is_secret_name,
+)
+from deployer.model.quantities import Quantity, parse_bytes, parse_cpu, parse_gpu
 from packager import CodePackagingException, PackagedCode
 
 DEFAULT_RPM = 60
 AUTH_TYPES = ("Browser", "API", "BrowserAndApi")
+TOKEN_AUTH_TYPES = ("API", "BrowserAndApi")
+"""The auth types that check an API token: apps of these types get one."""
 DIGEST_SCHEMA = "bakery.deployer.app-config/1"
 """Part of every digest: a change in what a field means must not look like "unchanged"."""
 

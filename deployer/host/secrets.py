@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from deployer.exceptions import AppConfigError
-from deployer.names import is_env_name, is_secret_name
-from deployer.statedirs import private_dir, state_dir
+from deployer.host.statedirs import private_dir, state_dir
+from deployer.model.names import is_env_name, is_secret_name
 from stagekit.files import write_atomic
 
 

@@ -13,8 +13,8 @@ import time
 import uuid
 
 from deployer.exceptions import AppConcurrentUpgradeException, AppUpgradeInProgressException
-from deployer.procfs import running
-from deployer.records import AppRecord, RecordStore, Upgrade, whoami
+from deployer.host.procfs import running
+from deployer.orchestration.records import AppRecord, RecordStore, Upgrade, whoami
 
 _GRACE = 60.0
 """Seconds past max_wait_time after which a claim is stale even if its holder lives."""

@@ -2,7 +2,7 @@
 
 A real proxy rather than one of ours: nginx balances across the serving version's workers,
 retries the next one on a connection error, and for API auth checks HTTP basic credentials
-against an htpasswd line (`deployer.auth`), answering 401 without them. Each app gets its own
+against an htpasswd line (`deployer.host.auth`), answering 401 without them. Each app gets its own
 nginx (prefix `<data dir>/deployer/proxy/<runtime>/<app>/`, owner-only with its logs: they
 name every caller) and keeps its port across versions, so an upgrade is a config reload:
 in-flight requests finish on the old workers.
@@ -19,11 +19,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from deployer.auth import htpasswd_line
 from deployer.exceptions import BackendUnhealthyException
-from deployer.procfs import running
-from deployer.records import AppRecord
-from deployer.statedirs import private_dir, private_file, state_dir
+from deployer.host.auth import htpasswd_line
+from deployer.host.procfs import running
+from deployer.host.statedirs import private_dir, private_file, state_dir
+from deployer.orchestration.records import AppRecord
 from stagekit.files import write_atomic
 
 _RELOAD_TIMEOUT = 10.0

@@ -5,24 +5,27 @@ nothing half-deployed. Documents with identical `code:` or `bake:` sections shar
 package or image: the work is done once per distinct section, not once per app.
 """
 
-import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from bakery.bake import bake_image
-from deployer.app import DeployedApp
-from deployer.config import AppConfig
-from deployer.plan import deploy_plan
-from deployer.readiness import check_condition
+from deployer.model.config import AppConfig
+from deployer.model.specs import BakeSection, CodeSection, DeploymentSpec, load_specs
+from deployer.orchestration.deployed import DeployedApp
+from deployer.orchestration.plan import deploy_plan
+from deployer.orchestration.readiness import (
+    DEFAULT_CONDITION,
+    DEFAULT_MAX_WAIT_TIME,
+    DEFAULT_READINESS_WAIT_TIME,
+    check_condition,
+    print_to_stderr,
+)
 from deployer.runtimes import as_runtime
 from deployer.runtimes.base import Runtime
-from deployer.specs import BakeSection, CodeSection, DeploymentSpec, load_specs
 from packager import PackagedCode, package_code
 from stagekit.progress import ProgressCallback
 
-_print_to_stderr = functools.partial(print, file=sys.stderr)
 _T = TypeVar("_T")
 
 
@@ -61,7 +64,7 @@ class _Builds:
 def prepare_specs(
     specs: list[DeploymentSpec],
     *,
-    logger_fn: Callable[[str], Any] = _print_to_stderr,
+    logger_fn: Callable[[str], Any] = print_to_stderr,
     progress: ProgressCallback | None = None,
 ) -> list[AppConfig]:
     """Each spec's config with `code_package` and `image` filled in from its sections.
@@ -85,11 +88,11 @@ def deploy_spec_file(
     path: str | Path,
     *,
     runtime: Runtime | str | None = None,
-    logger_fn: Callable[[str], Any] = _print_to_stderr,
+    logger_fn: Callable[[str], Any] = print_to_stderr,
     progress: ProgressCallback | None = None,
-    readiness_condition: str = "at_least_one_running",
-    max_wait_time: float = 600,
-    readiness_wait_time: float = 10,
+    readiness_condition: str = DEFAULT_CONDITION,
+    max_wait_time: float = DEFAULT_MAX_WAIT_TIME,
+    readiness_wait_time: float = DEFAULT_READINESS_WAIT_TIME,
 ) -> dict[str, DeployedApp]:
     """Deploy every app of the YAML spec file at `path`, dependencies first; apps by name.
 

@@ -2,10 +2,10 @@
 
 Inside it (as a decorator or a `with` block) every deployed app is tagged with the run's id,
 so `run.list()` finds the apps of this run, and on exit, success or failure, they are kept,
-scaled to zero or deleted according to `cleanup_policy`. The run is found through a context
-variable read when `deploy()` is called, so code inside needs to be handed nothing. Each
-deploy also tells the run which runtime it used, so apps deployed with `runtime=` other than
-the default are listed and cleaned up on their own runtime.
+scaled to zero or deleted according to `cleanup_policy`. Each deployment (`deploy_one`)
+finds the run through a context variable (`in_current_run`), so code inside needs to be
+handed nothing, and tells the run which runtime it used (`note_runtime`), so apps deployed
+with `runtime=` other than the default are listed and cleaned up on their own runtime.
 """
 
 import contextvars
@@ -14,8 +14,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar, get_args
 
-from deployer.config import AppConfig
 from deployer.exceptions import AppConfigError
+from deployer.model.config import AppConfig
+from deployer.orchestration.deployed import DeployedApp, find_apps
 from deployer.runtimes import as_runtime
 from deployer.runtimes.base import Runtime
 
@@ -54,22 +55,16 @@ class AppRun:
         return config.replace(tags={**config.tags, RUN_TAG: self.run_id})
 
     def used(self, runtime: Runtime) -> None:
-        """Note that an app of this run is being deployed on `runtime` (called by `deploy`)."""
+        """Note that an app of this run is being deployed on `runtime` (`note_runtime`)."""
         self._runtimes.setdefault(runtime.kind, runtime)
 
-    def list(self) -> list[Any]:
-        """The apps of this run (as `DeployedApp`s): on every runtime it deployed to, and on
-        the default runtime (where other processes sharing the run id deploy)."""
-        from deployer.app import AppDeployer  # app.py reads `current_run`: import late
-
+    def list(self) -> list[DeployedApp]:
+        """The apps of this run: on every runtime it deployed to, and on the default runtime
+        (where other processes sharing the run id deploy)."""
         runtimes = dict(self._runtimes)
         default = as_runtime(None)
         runtimes.setdefault(default.kind, default)
-        return [
-            app
-            for runtime in runtimes.values()
-            for app in AppDeployer.list_deployments(tags=[self.tag], runtime=runtime)
-        ]
+        return [app for runtime in runtimes.values() for app in find_apps(runtime, tags=[self.tag])]
 
     def __enter__(self) -> "AppRun":
         self._token = current_run.set(self)
@@ -85,6 +80,19 @@ class AppRun:
                 app.delete()
             else:
                 app.scale_to_zero()
+
+
+def in_current_run(config: AppConfig) -> AppConfig:
+    """Inside `app_deploy`, apps carry the run's tag."""
+    run = current_run.get()
+    return run.tagged(config) if run is not None else config
+
+
+def note_runtime(runtime: Runtime) -> None:
+    """Inside `app_deploy`, the run cleans up on every runtime its apps were deployed on."""
+    run = current_run.get()
+    if run is not None:
+        run.used(runtime)
 
 
 def app_deploy(

@@ -1,7 +1,7 @@
 """Deploy several apps that depend on each other: dependencies first, independent ones at once.
 
 As Flyte's `depends_on` does: a dependency is ready before its dependents start, apps of one
-wave (`deployer.graph.deploy_order`) deploy in parallel threads, and each dependent gets its
+wave (`graph.deploy_order`) deploy in parallel threads, and each dependent gets its
 dependencies' URLs in its environment as `BAKERY_APP_<NAME>_URL` (the internal URL where the
 runtime has one, else the public one). A name that is not among the apps being deployed must
 already be deployed.
@@ -12,10 +12,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from deployer.app import AppDeployer, DeployedApp
-from deployer.config import AppConfig
 from deployer.exceptions import AppConfigError
-from deployer.graph import deploy_order
+from deployer.model.config import AppConfig
+from deployer.orchestration.deploy import deploy_one
+from deployer.orchestration.deployed import DeployedApp, find_apps
+from deployer.orchestration.graph import deploy_order
+from deployer.orchestration.readiness import (
+    DEFAULT_CONDITION,
+    DEFAULT_MAX_WAIT_TIME,
+    DEFAULT_READINESS_WAIT_TIME,
+    print_to_stderr,
+)
 from deployer.runtimes.base import Runtime
 
 MAX_PARALLEL = 4
@@ -43,10 +50,13 @@ def deploy_plan(
     configs: Sequence[AppConfig],
     runtime: Runtime,
     *,
-    logger_fn: Callable[[str], Any],
-    **deploy_options: Any,
+    readiness_condition: str = DEFAULT_CONDITION,
+    max_wait_time: float = DEFAULT_MAX_WAIT_TIME,
+    readiness_wait_time: float = DEFAULT_READINESS_WAIT_TIME,
+    logger_fn: Callable[[str], Any] = print_to_stderr,
 ) -> dict[str, DeployedApp]:
-    """Deploy `configs` in dependency order; returns every app by name, dependencies too.
+    """Deploy `configs` in dependency order, each by `deploy_one` with these options;
+    returns every app by name, dependencies too.
 
     A failure stops the plan after the wave it happened in (the rest of that wave finishes)
     and is raised; apps deployed before it stay deployed.
@@ -64,11 +74,13 @@ def deploy_plan(
             futures = {
                 name: pool.submit(
                     contextvars.copy_context().run,  # an `app_deploy` run reaches the threads
-                    AppDeployer.from_config(
-                        with_dependency_urls(planned[name], deployed), runtime
-                    ).deploy_alone,
+                    deploy_one,
+                    with_dependency_urls(planned[name], deployed),
+                    runtime,
+                    readiness_condition=readiness_condition,
+                    max_wait_time=max_wait_time,
+                    readiness_wait_time=readiness_wait_time,
                     logger_fn=logger_fn,
-                    **deploy_options,
                 )
                 for name in wave
             }
@@ -88,7 +100,7 @@ def _already_deployed(planned: dict[str, AppConfig], runtime: Runtime) -> dict[s
     outside = sorted({d for c in planned.values() for d in c.depends_on if d not in planned})
     found = {}
     for name in outside:
-        apps = AppDeployer.list_deployments(name=name, runtime=runtime)
+        apps = find_apps(runtime, name=name)
         if not apps:
             needed_by = sorted(n for n, c in planned.items() if name in c.depends_on)
             raise AppConfigError(

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from deployer.config import AppConfig
 from deployer.exceptions import AppConfigError
-from deployer.graph import deploy_order
+from deployer.model.config import AppConfig
+from deployer.orchestration.graph import deploy_order
 from packager import PackagedCode
 
 _SECTIONS = ("code", "bake")

@@ -1,9 +1,9 @@
 """What the deployer remembers about each app, so apps outlive the process that deployed them.
 
 One JSON file per app under `<data dir>/deployer/<runtime>/` (owner-only: records hold API
-tokens, `deployer.statedirs`), written atomically, and edited
-only under an exclusive `flock` on a sibling lock file: two processes deploying the same name
-serialize their read-modify-write, which is what the upgrade lock (`deployer.upgrades`) needs.
+tokens, `deployer.host.statedirs`), written atomically, and edited only under an exclusive
+`flock` on a sibling lock file: two processes deploying the same name serialize their
+read-modify-write, which is what the upgrade lock (`upgrades`) needs.
 The runtime (containers, processes) is the record of what runs; this is the record of what
 was asked for: config, serving version, public port, API token, who is upgrading.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from deployer.statedirs import private_dir, state_dir
+from deployer.host.statedirs import private_dir, state_dir
 from stagekit.files import exclusive, write_atomic
 
 
