@@ -117,7 +117,7 @@ class LocalProxy:
         for log in _LOGS:
             private_file(prefix / log)  # nginx appends to them and keeps the mode
         auth = record.api_token is not None
-        if auth:
+        if record.api_token is not None:
             write_atomic(prefix / "htpasswd", htpasswd_line(record.api_token, record.id).encode())
             (prefix / "htpasswd").chmod(0o600)
         config = render_config(prefix, record.public_port, upstreams, record.name, auth)

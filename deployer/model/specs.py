@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from deployer.exceptions import AppConfigError
 from deployer.model.config import AppConfig
@@ -219,18 +220,22 @@ def _section(model: type[_S], key: str, raw: object, base: Path, problems: list[
     try:
         return model.model_validate(resolved)
     except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(part) for part in (key, *error["loc"]))
-            if error["type"] == "value_error":
-                text = str(error.get("ctx", {}).get("error", error["msg"]))
-            elif error["type"] == "missing":
-                text = "missing; this key is required"
-            elif error["type"] == "extra_forbidden":
-                text = f"unknown key; known keys: {', '.join(model.model_fields)}"
-            else:
-                text = f"{error['msg']} (got {error['input']!r})"
-            problems.append(f"{where}: {text}")
+        problems.extend(_problem(key, detail, list(model.model_fields)) for detail in exc.errors())
         return None
+
+
+def _problem(key: str, detail: ErrorDetails, known: list[str]) -> str:
+    """One `where: what is wrong` line for a pydantic error in section `key`."""
+    where = ".".join(str(part) for part in (key, *detail["loc"]))
+    if detail["type"] == "value_error":
+        text = str(detail.get("ctx", {}).get("error", detail["msg"]))
+    elif detail["type"] == "missing":
+        text = "missing; this key is required"
+    elif detail["type"] == "extra_forbidden":
+        text = f"unknown key; known keys: {', '.join(known)}"
+    else:
+        text = f"{detail['msg']} (got {detail['input']!r})"
+    return f"{where}: {text}"
 
 
 def _resolve(name: str, value: object, base: Path) -> object:

@@ -8,6 +8,7 @@ environment; the API server and credentials come from the kubeconfig as usual.
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from deployer.exceptions import AppConfigError
 from deployer.runtimes.kubernetes.spec import ClusterSettings
@@ -29,7 +30,7 @@ class RuntimeSettings:
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> "RuntimeSettings":
         """`BAKERY_K8S_<FIELD>` for each `ClusterSettings` field (lists comma-separated),
         `BAKERY_K8S_INGRESS_CLASS` and `BAKERY_K8S_KEDA` (1/0); unset keeps the default."""
-        cluster = {}
+        cluster: dict[str, Any] = {}
         for setting in fields(ClusterSettings):
             value = environ.get(PREFIX + setting.name.upper())
             if value:

@@ -141,10 +141,10 @@ def _failure(status: Mapping[str, Any], *, app: bool) -> tuple[Phase, str] | Non
     """
     waiting = _state(status, "waiting")
     reason = _get(waiting, "reason") if waiting else None
-    if reason in IMAGE_ERRORS:
+    if waiting is not None and reason in IMAGE_ERRORS:
         image = _get(status, "image")
         return "failed", f"image {image} cannot be pulled ({reason}): {_get(waiting, 'message')}"
-    if reason in START_ERRORS:
+    if waiting is not None and reason in START_ERRORS:
         return "failed", f"container cannot start ({reason}): {_get(waiting, 'message')}"
     last = _get(_get(status, "lastState") or {}, "terminated")
     if reason == "CrashLoopBackOff":

@@ -52,7 +52,7 @@ def _install():
                 return original_bind(self, ("::1", port))
         return original_bind(self, address)
 
-    socket.socket.bind = bind
+    socket.socket.bind = bind  # type: ignore[method-assign]  # the guard itself
 
 
 if os.environ.get(VARIABLE) == "1":
