@@ -2,7 +2,6 @@
 
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -10,16 +9,6 @@ from bakery.bake import BakedImage, bake_image
 from bakery.errors import ImageBakingException
 from bakery.inspect import read_lock, read_manifest
 from tests.fixtures.registry import TestRegistry
-
-
-@pytest.fixture
-def bake_env(tmp_path, monkeypatch, pushed_debian_base) -> Path:
-    """A fresh bakery cache, the test registry's Debian base as the default base."""
-    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("BAKERY_IMAGE_LAYOUT", str(tmp_path / "layout"))
-    monkeypatch.setenv("BAKERY_BASE_IMAGE", pushed_debian_base)
-    monkeypatch.delenv("BAKERY_REGISTRY", raising=False)
-    return tmp_path
 
 
 def registry_repo(registry: TestRegistry) -> tuple[str, str]:

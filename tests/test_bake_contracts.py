@@ -3,7 +3,6 @@ deadline, results with outcomes, and errors with a kind. Real PyPI, the real reg
 
 import json
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -19,15 +18,6 @@ from stagekit.progress import LogLine, Progress, Reporter
 from tests.fixtures.registry import TestRegistry
 
 DIGEST = "sha256:" + "a" * 64
-
-
-@pytest.fixture
-def bake_env(tmp_path, monkeypatch, pushed_debian_base) -> Path:
-    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("BAKERY_IMAGE_LAYOUT", str(tmp_path / "layout"))
-    monkeypatch.setenv("BAKERY_BASE_IMAGE", pushed_debian_base)
-    monkeypatch.delenv("BAKERY_REGISTRY", raising=False)
-    return tmp_path
 
 
 def bakery_threads() -> list[str]:

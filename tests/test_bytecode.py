@@ -6,8 +6,6 @@ import re
 import tarfile
 from pathlib import Path
 
-import pytest
-
 from bakery.bake import bake_image
 from bakery.base.python import EXECUTABLE_LABEL, VERSION_LABEL
 from bakery.image import BASE_LAYERS_ANNOTATION
@@ -20,15 +18,6 @@ SITE = "/opt/bakery/env/lib/python3.11/site-packages/"
 # `python -v` says where each module's code came from: its pyc, or its source it compiled.
 _CODE_FROM = re.compile(r"^# code object from '?([^']+?)'?$", re.M)
 IMPORT = "import sys; assert not sys.flags.dont_write_bytecode; import flask, requests"
-
-
-@pytest.fixture
-def bake_env(tmp_path, monkeypatch, pushed_debian_base) -> Path:
-    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("BAKERY_IMAGE_LAYOUT", str(tmp_path / "layout"))
-    monkeypatch.setenv("BAKERY_BASE_IMAGE", pushed_debian_base)
-    monkeypatch.delenv("BAKERY_REGISTRY", raising=False)
-    return tmp_path
 
 
 def test_read_only_container_imports_every_package_module_from_its_shipped_pyc(

@@ -16,7 +16,8 @@ from deployer.exceptions import (
     BackendUnhealthyException,
     DeployerException,
 )
-from deployer.model.config import DEFAULT_RPM, AppConfig
+from deployer.model.auth_types import DEFAULT_RPM
+from deployer.model.config import AppConfig
 from deployer.model.quantities import Quantity, parse_bytes, parse_cpu, parse_gpu
 from packager import CodePackagingException, PackagedCode
 

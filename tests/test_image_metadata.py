@@ -25,17 +25,6 @@ EPOCH = 1700000000
 EPOCH_TIME = "2023-11-14T22:13:20Z"
 
 
-@pytest.fixture
-def bake_env(tmp_path, monkeypatch, pushed_debian_base) -> Path:
-    """A fresh bakery cache, the test registry's Debian base, no SOURCE_DATE_EPOCH."""
-    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("BAKERY_IMAGE_LAYOUT", str(tmp_path / "layout"))
-    monkeypatch.setenv("BAKERY_BASE_IMAGE", pushed_debian_base)
-    monkeypatch.delenv("BAKERY_REGISTRY", raising=False)
-    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-    return tmp_path
-
-
 def documents(registry: TestRegistry, reference: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(manifest, config) of a baked image in the test registry."""
     manifest = read_manifest(reference)

@@ -10,7 +10,7 @@ import difflib
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import blake3
 from pydantic import (
@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from deployer.exceptions import AppConfigError
+from deployer.model.auth_types import AUTH_TYPES, DEFAULT_RPM, AuthType
 from deployer.model.names import (
     is_app_name,
     is_env_name,
@@ -37,10 +38,6 @@ from deployer.model.names import (
 from deployer.model.quantities import Quantity, parse_bytes, parse_cpu, parse_gpu
 from packager import CodePackagingException, PackagedCode
 
-DEFAULT_RPM = 60
-AUTH_TYPES = ("Browser", "API", "BrowserAndApi")
-TOKEN_AUTH_TYPES = ("API", "BrowserAndApi")
-"""The auth types that check an API token: apps of these types get one."""
 DIGEST_SCHEMA = "bakery.deployer.app-config/1"
 """Part of every digest: a change in what a field means must not look like "unchanged"."""
 
@@ -264,7 +261,7 @@ class ResourceConfig(_Frozen):
 class AuthConfig(_Frozen):
     """Who may reach the app; Browser and public by default, as on the reference platform."""
 
-    type: Literal["Browser", "API", "BrowserAndApi"] = "Browser"
+    type: AuthType = "Browser"
     public: StrictBool = True
 
     @field_validator("type", mode="before")

@@ -18,7 +18,8 @@ from deployer.exceptions import (
 )
 from deployer.host.auth import new_token
 from deployer.host.proxy import free_port
-from deployer.model.config import TOKEN_AUTH_TYPES, AppConfig
+from deployer.model.auth_types import TOKEN_AUTH_TYPES
+from deployer.model.config import AppConfig
 from deployer.orchestration.deployed import DeployedApp
 from deployer.orchestration.lifecycle import in_current_run, note_runtime
 from deployer.orchestration.readiness import (

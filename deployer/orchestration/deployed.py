@@ -9,7 +9,7 @@ from typing import Any
 
 from deployer.exceptions import AppNotFoundException
 from deployer.host.auth import api_auth_headers
-from deployer.model.config import TOKEN_AUTH_TYPES
+from deployer.model.auth_types import TOKEN_AUTH_TYPES
 from deployer.orchestration.records import AppRecord, RecordStore
 from deployer.runtimes.base import LogLine, Runtime, Worker
 

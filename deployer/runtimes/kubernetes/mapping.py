@@ -11,6 +11,7 @@ always `<name>.<namespace>.<domain>`. `auth.type` is always enforced on the publ
 from collections.abc import Sequence
 
 from deployer.exceptions import AppConfigError
+from deployer.model.auth_types import TOKEN_AUTH_TYPES
 from deployer.model.config import AppConfig
 from deployer.model.images import image_location
 from deployer.model.quantities import Quantity
@@ -18,7 +19,6 @@ from deployer.orchestration.records import AppRecord
 from deployer.runtimes.kubernetes.errors import KubernetesSpecError
 from deployer.runtimes.kubernetes.labels import BRANCH_LABEL, PROJECT_LABEL, RENDERER_LABELS
 from deployer.runtimes.kubernetes.spec import (
-    TOKEN_AUTH,
     ClusterSettings,
     KubernetesAppSpec,
     unreachable_code,
@@ -110,7 +110,7 @@ def to_kubernetes_spec(
             auth_type=auth.type,
             public=auth.public,
             # Only the Ingress of a public app checks the token; without one there is no Secret.
-            api_token=record.api_token if auth.public and auth.type in TOKEN_AUTH else None,
+            api_token=record.api_token if auth.public and auth.type in TOKEN_AUTH_TYPES else None,
             code_url=package.url,
             code_key=package.key,
             labels=labels(config),

@@ -9,8 +9,9 @@ refused (the HPA cannot scale to zero).
 
 from typing import Any
 
+from deployer.model.auth_types import DEFAULT_RPM
 from deployer.runtimes.kubernetes.errors import KubernetesSpecError
-from deployer.runtimes.kubernetes.spec import DEFAULT_RPM, ClusterSettings, KubernetesAppSpec
+from deployer.runtimes.kubernetes.spec import ClusterSettings, KubernetesAppSpec
 from deployer.runtimes.kubernetes.workload import metadata
 
 CPU_TARGET_PERCENT = 80

@@ -12,6 +12,7 @@ from importlib.metadata import version as package_version
 from typing import Literal
 
 from deployer.exceptions import AppConfigError
+from deployer.model.auth_types import AUTH_TYPES, TOKEN_AUTH_TYPES, AuthType
 from deployer.model.names import (
     is_app_name,
     is_env_name,
@@ -22,14 +23,6 @@ from deployer.model.names import (
 from deployer.model.quantities import parse_bytes, parse_cpu, parse_gpu
 from deployer.runtimes.kubernetes.errors import KubernetesSpecError
 from deployer.runtimes.kubernetes.labels import RENDERER_LABELS
-
-AuthType = Literal["Browser", "API", "BrowserAndApi"]
-AUTH_TYPES: tuple[AuthType, ...] = ("Browser", "API", "BrowserAndApi")
-TOKEN_AUTH: tuple[AuthType, ...] = ("API", "BrowserAndApi")
-"""Auth types whose Ingress checks the app's API token (`DeployedApp.auth()` headers)."""
-
-DEFAULT_RPM = 60
-"""The reference API's scaling policy when min != max and no rpm is given."""
 
 DEFAULT_FETCHER_IMAGE = f"bakery:{package_version('bakery')}"
 """The bakery image (it has `bakery fetch`); push it where the cluster can pull it."""
@@ -98,7 +91,7 @@ class KubernetesAppSpec:
     @property
     def checks_token(self) -> bool:
         """Whether the app's Ingress, if it has one, checks the API token."""
-        return self.exposure in TOKEN_AUTH
+        return self.exposure in TOKEN_AUTH_TYPES
 
     @property
     def autoscaled(self) -> bool:
