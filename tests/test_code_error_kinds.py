@@ -12,10 +12,7 @@ import pytest
 from packager import CodePackagingException, fetch_code, package_code
 from stagekit.errors import ErrorKind
 
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture

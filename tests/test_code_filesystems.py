@@ -35,9 +35,7 @@ def contents(root: Path) -> list[str]:
     return sorted(str(path.relative_to(root)) for path in root.rglob("*"))
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 def package_of(tmp_path: Path, data: bytes, store: Path | None = None):

@@ -21,12 +21,7 @@ from stagekit.cancel import CancelToken
 from stagekit.errors import ErrorKind
 from stagekit.progress import Event, LogLine, Progress
 
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch) -> Path:
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("BAKERY_CACHE_DIR", str(cache))
-    return cache
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture

@@ -28,11 +28,7 @@ def packaged_paths(package: PackagedCode) -> list[str]:
         return archive.getnames()
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch) -> Path:
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("BAKERY_CACHE_DIR", str(cache))
-    return cache
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture

@@ -10,10 +10,7 @@ from packager.members import CHUNK
 from stagekit.errors import ErrorKind
 from stagekit.progress import Event, LogLine, Progress
 
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture

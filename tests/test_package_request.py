@@ -10,10 +10,7 @@ from packager import CodePackagingException, PackageRequest, package_code
 from packager.package import package
 from stagekit.errors import ErrorKind
 
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture
