@@ -130,10 +130,12 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
         base_digest = pins.pin(base_reference, platform=platform, ttl=config.base_tag_ttl())
         pinned = parse_base(base_reference).pinned(base_digest)
         base_python = pins.python(base_digest, platform)
+        base = None  # loaded only when its interpreter is not known yet, or to build
         if base_python is None:
             from bakery.build import load_base_image
 
-            base_python = load_base_image(pinned, publisher, blobs, platform, reporter).python
+            base = load_base_image(pinned, publisher, blobs, platform, reporter)
+            base_python = base.python
             pins.remember_python(base_digest, platform, base_python)
         spec = request.spec(base_digest, _target_python(request.python, base_python, pinned))
         cancel.check()
@@ -148,6 +150,7 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
             pinned,
             publisher,
             tag,
+            base=base,
             blobs=blobs,
             uploads=uploads,
             reporter=reporter,

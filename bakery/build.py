@@ -43,12 +43,14 @@ def build_image(
     publisher: Publisher,
     tag: str,
     *,
+    base: BaseImage | None,
     blobs: BlobCache,
     uploads: Uploads,
     reporter: Reporter,
     cancel: CancelToken,
 ) -> BakeResult:
-    """Lock, layer, assemble and publish `spec` on the pinned base; the tag goes last."""
+    """Lock, layer, assemble and publish `spec` on the pinned base (`base`, if the caller
+    loaded it already); the tag goes last."""
     seconds: dict[str, float] = {}
     clock = time.monotonic()
 
@@ -59,7 +61,7 @@ def build_image(
         clock = now
         cancel.check()
 
-    base = load_base_image(base_reference, publisher, blobs, spec.platform, reporter)
+    base = base or load_base_image(base_reference, publisher, blobs, spec.platform, reporter)
     mount_repository = _mount_repository(publisher, base_reference)
     lap("base")
     on_built: Callable[[BuiltLayer], None] | None = None
