@@ -3,8 +3,8 @@
 Run: uv run python -m bench.first_import [--rounds 7]
 
 The same setup as bench/bake.py (its loopback registry, its mmdebstrap Debian bookworm +
-python3 base pushed there, plus libstdc++6, which numpy needs; wheels resolved and downloaded
-once by bakery's lock): three images of pandas on that base, all pulled into the Docker
+python3 base pushed there, which holds the system libraries manylinux wheels link; wheels
+resolved and downloaded once by bakery's lock): three images of pandas on that base, all pulled into the Docker
 Engine:
   bakery             bake_image as shipped: package layers carry unchecked-hash .pyc
   bakery, no .pyc    the same bake with bytecode compilation turned off (what a bake does
@@ -173,7 +173,7 @@ def main() -> None:
         f"{len(wheels)} wheels), median of {args.rounds} rounds, images interleaved; the "
         "import is timed inside the container, `docker run` wall time includes container "
         "start and interpreter start. Same base for all: the mmdebstrap Debian bookworm + "
-        "python3 image of bench/bake.py with libstdc++6 added (numpy's wheels need it). "
+        "python3 image of bench/bake.py (it holds libstdc++6, which numpy's wheels need). "
         "Peer: bench/bake.py's docker+pip image (`RUN pip "
         "install` of the same wheels, which compiles .pyc as pip does by default). "
         "`bakery, no .pyc` is the same bake with bytecode compilation turned off, as when the "
