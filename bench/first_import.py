@@ -4,8 +4,8 @@ Run: uv run python -m bench.first_import [--rounds 7]
 
 The same setup as bench/bake.py (its loopback registry, its mmdebstrap Debian bookworm +
 python3 base pushed there, which holds the system libraries manylinux wheels link; wheels
-resolved and downloaded once by bakery's lock): three images of pandas on that base, all pulled into the Docker
-Engine:
+resolved and downloaded once by bakery's lock): three images of pandas on that base, all
+pulled into the Docker Engine:
   bakery             bake_image as shipped: package layers carry unchecked-hash .pyc
   bakery, no .pyc    the same bake with bytecode compilation turned off (what a bake does
                      when the host has no CPython of the image's minor version)
