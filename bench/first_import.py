@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import bakery.bake
 from bakery.bake import bake_image
+from bakery.ecosystems import pypi
 from bakery.layers.bytecode import NoCompiler
 from bench.bake import (
     Registry,
@@ -55,12 +55,12 @@ def bytecode_off() -> Iterator[None]:
     def no_compiler(python: str, _cache: Path) -> None:
         raise NoCompiler(f"turned off to measure images without it (Python {python})")
 
-    found = bakery.bake.find_compiler
-    bakery.bake.find_compiler = no_compiler  # type: ignore[assignment]
+    found = pypi.find_compiler
+    pypi.find_compiler = no_compiler  # type: ignore[assignment]
     try:
         yield
     finally:
-        bakery.bake.find_compiler = found
+        pypi.find_compiler = found
 
 
 def bake(name: str, registry: Registry, base: str, wheels: list) -> tuple[str, float]:
