@@ -4,10 +4,12 @@ import gzip
 import hashlib
 import importlib.util
 import marshal
+import os
 import tarfile
 import types
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -424,3 +426,29 @@ def test_a_package_compiled_in_several_processes_gives_the_same_layer_twice(
     ]
     assert built[0].path.read_bytes() == built[1].path.read_bytes()
     assert sum(name.endswith(".pyc") for name in members(built[0])) == 451
+
+
+def test_a_small_package_compiled_here_matches_one_compiled_in_a_process(
+    compiler: Compiler, tmp_path: Path
+) -> None:
+    """Small packages are compiled in this interpreter (no process to start); the bytes
+    must be those a compiler process writes, or layer digests would depend on the path."""
+    assert compiler.is_this_process()
+    # the same interpreter by another path: compiled in a process of its own
+    elsewhere = replace(compiler, executable=os.path.realpath(compiler.executable))
+    assert elsewhere.executable != compiler.executable
+    assert not elsewhere.is_this_process()
+    source = b"VALUE = {'a', 'b', frozenset({1, 2})}\ndef f():\n    return r'\\d'\n"
+    wheel = make_wheel(tmp_path / "evil.whl", {"evil/__init__.py": source})
+    built = [
+        build_wheel_layer(
+            wheel,
+            filename="evil-1.0-py3-none-any.whl",
+            sha256="7" * 64,
+            python="3.11",
+            cache=tmp_path / name,
+            compiler=chosen,
+        )
+        for name, chosen in (("here", compiler), ("process", elsewhere))
+    ]
+    assert built[0].path.read_bytes() == built[1].path.read_bytes()

@@ -9,14 +9,18 @@ version (`find_compiler`), in a subprocess with a fixed hash seed (CPython 3.10 
 marshal sets in hash order).
 """
 
+import contextlib
 import json
 import os
 import platform
+import py_compile
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +73,11 @@ class Compiler:
     def compiles_for(self, python: str) -> bool:
         """Whether the image's CPython `python` (e.g. "3.11") loads this compiler's pycs."""
         return self.cache_tag == _cache_tag(python)
+
+    def is_this_process(self) -> bool:
+        """Whether this is the running interpreter and its pyc bytes do not depend on the
+        hash seed (3.11 and newer), so compiling here gives the subprocesses' bytes."""
+        return self.executable == sys.executable and sys.version_info >= (3, 11)
 
     def identity(self) -> dict[str, str]:
         """What decides the pyc bytes, for layer cache keys (the path does not)."""
@@ -191,9 +200,12 @@ def compiled(
             file = files[path]
             assert isinstance(file, LayerFile)  # sources are regular .py files
             _write(file, tree / path)
-        chunks = [sources[i : i + _CHUNK] for i in range(0, len(sources), _CHUNK)]
-        with ThreadPoolExecutor(min(len(chunks), os.cpu_count() or 1) or 1) as workers:
-            list(workers.map(lambda chunk: _run(compiler, tree, chunk, what), chunks))
+        if len(sources) <= _CHUNK and compiler.is_this_process():
+            _compile_here(tree, sources, site_packages)  # most packages: no process to start
+        else:
+            chunks = [sources[i : i + _CHUNK] for i in range(0, len(sources), _CHUNK)]
+            with ThreadPoolExecutor(min(len(chunks), os.cpu_count() or 1) or 1) as workers:
+                list(workers.map(lambda chunk: _run(compiler, tree, chunk, what), chunks))
         pycs: dict[str, LayerEntry] = {}
         for path in sources:
             directory, _, name = path.rpartition("/")
@@ -212,6 +224,21 @@ def _write(entry: LayerFile, target: Path) -> None:
     with target.open("wb") as out:
         while chunk := entry.content.read(1 << 20):
             out.write(chunk)
+
+
+def _compile_here(tree: Path, sources: list[str], site_packages: str) -> None:
+    """What `_COMPILE` does in a compiler process, in this one. The packages' own compile
+    warnings (invalid escapes and the like) stay quiet, as `-W ignore` keeps them there: a
+    filter on their in-image paths, which nothing else in this process has."""
+    warnings.filterwarnings("ignore", module=re.escape(f"/{site_packages}/"))
+    for path in sources:
+        with contextlib.suppress(py_compile.PyCompileError):  # not Python 3: left as is
+            py_compile.compile(
+                str(tree / path),
+                dfile=f"/{path}",
+                doraise=True,
+                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            )
 
 
 def _run(compiler: Compiler, tree: Path, sources: list[str], what: str) -> None:
