@@ -14,10 +14,7 @@ from bakery.bake import bake_image
 from bakery.errors import ImageBakingException
 from bakery.inspect import read_lock
 from frontends.cli import app
-from tests import test_bake
 from tests.test_bake import registry_repo
-
-bake_env = test_bake.bake_env  # the same fresh cache and test-registry base as test_bake
 
 SIX_116 = (
     "https://files.pythonhosted.org/packages/d9/5a/e7c31adbe875f2abbb91bd84cf2dc52d792b5a01"

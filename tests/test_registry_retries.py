@@ -18,10 +18,7 @@ from bakery.bake import bake_image
 from bakery.errors import ImageBakingException
 from bakery.inspect import read_lock
 from bakery.oci.registry import ATTEMPTS
-from tests import test_bake
 from tests.fixtures.registry import TestRegistry
-
-bake_env = test_bake.bake_env  # a fresh cache, the test registry's Debian base
 
 CONCURRENT_BAKES = 16
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
