@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from frontends.service.bakes import BakeRpcs
 from frontends.service.packages import PackageRpcs
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
+from stagekit.api.calls import MAX_MESSAGE_BYTES
 from stagekit.dirs import data_dir
 
 SERVICE_NAMES = (
@@ -62,7 +63,10 @@ class RunningServer:
 def start(settings: ServerSettings) -> RunningServer:
     """Build and start the server on `settings.host:settings.port` (port 0: any free one)."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    server = grpc.server(futures.ThreadPoolExecutor(settings.workers, "bakery-rpc"))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(settings.workers, "bakery-rpc"),
+        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
+    )
     service = BakeryService(settings)
     bakery_pb2_grpc.add_BakeryServicer_to_server(service, server)
     checks = health.HealthServicer()
