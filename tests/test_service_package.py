@@ -146,6 +146,17 @@ def test_unchanged_tree_costs_one_call_and_no_file_bytes(service, tree):
     assert rpc.calls == {**calls, "PackageCode": calls["PackageCode"] + 1}
 
 
+def test_a_package_gone_from_the_store_is_made_again_from_kept_contents(service, tree):
+    first = _remote(tree, service)
+    object_path = service.store / object_name(first.key)
+    tarball = object_path.read_bytes()
+    object_path.unlink()
+    received = service.running.service.bytes_received
+    assert _remote(tree, service) == first
+    assert object_path.read_bytes() == tarball
+    assert service.running.service.bytes_received == received
+
+
 def test_changed_file_sends_only_that_file(service, tree, tmp_path):
     _remote(tree, service)
     rpc = service.running.service
@@ -217,7 +228,9 @@ def _file(path="a.py", size=1, digest=None) -> bakery_pb2.PackageFile:
     ("files", "says"),
     [
         ([], "empty"),
-        ([_file("/etc/passwd")], "not a relative path"),
+        ([_file("/etc/passwd")], "not relative"),
+        ([_file("a\0.py")], "not relative"),
+        ([_file("..")], "'..'"),
         ([_file("../up.py")], "'..'"),
         ([_file("a/../../up.py")], "'..'"),
         ([_file("a//b.py")], "empty"),

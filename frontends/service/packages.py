@@ -10,15 +10,15 @@ goes to the server's code store (`BAKERY_CODE_STORE`); builds take turns in one 
 directory (`packages/` beside `contents/`), reusing the previous tarball's members.
 """
 
+import contextlib
 import os
 import re
-import tempfile
 import threading
-from collections import Counter
+import uuid
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
 import blake3
 import grpc
@@ -36,7 +36,13 @@ from stagekit.progress import Reporter
 LOG_NAME = "bakery.service.packages"
 MAX_FILES = 500_000
 """Most files one package may list."""
+REMEMBERED_LISTS = 1024
+"""File lists whose package key the server keeps in memory (the oldest is forgotten)."""
+_Listing = tuple[str, int, bytes]
+"""(store URL, size limit, blake3 of the serialized list): what a package key depends on."""
 _DIGEST = re.compile("[0-9a-f]{64}")
+_BAD_PATH = re.compile(r"(?:^|/)\.{0,2}(?:/|$)|\x00")
+"""An empty, '.' or '..' path part, or a NUL."""
 
 
 class PackageRpcs:
@@ -53,6 +59,7 @@ class PackageRpcs:
         self.bytes_received = 0
         self._lock = threading.Lock()
         self._stores: dict[str, CodeStore] = {}
+        self._packaged: OrderedDict[_Listing, str] = OrderedDict()
         for directory in (self.contents, self.workdir, self.incoming):
             directory.mkdir(parents=True, exist_ok=True)
         for stale in self.incoming.iterdir():  # a killed server's unfinished uploads
@@ -63,17 +70,26 @@ class PackageRpcs:
     ) -> bakery_pb2.PackageReply:
         self._called("PackageCode")
         with _answering(context):
-            reporter = Reporter(LOG_NAME)
-            entries = _listed_entries(request.files, self.contents)
-            check_size(entries, config.max_package_bytes(), reporter)
-            missing = self._missing(entries)
-            if missing:
-                return bakery_pb2.PackageReply(missing=bakery_pb2.MissingContents(blake3=missing))
-            packaged = store_entries(
-                entries, self._store(), self.workdir, [], reporter, _cancel_token(context)
-            )
+            store_url, limit = config.code_store_url(), config.max_package_bytes()
+            store = self._store(store_url)
+            # An unchanged tree offers the list it offered last time: while the store holds
+            # that list's package, the answer needs no validation or content lookups again.
+            listing = (store_url, limit, blake3.blake3(request.SerializeToString()).digest())
+            key = self._recall(listing)
+            if key is None or not store.exists(key):
+                reporter = Reporter(LOG_NAME)
+                entries = _listed_entries(request.files, self.contents)
+                check_size(entries, limit, reporter)
+                missing = self._missing(entries)
+                if missing:
+                    return bakery_pb2.PackageReply(
+                        missing=bakery_pb2.MissingContents(blake3=missing)
+                    )
+                cancel = _cancel_token(context)
+                key = store_entries(entries, store, self.workdir, [], reporter, cancel).key
+                self._remember(listing, key)
             return bakery_pb2.PackageReply(
-                packaged=bakery_pb2.PackagedCode(url=packaged.url, key=packaged.key)
+                packaged=bakery_pb2.PackagedCode(url=store.url(key), key=key)
             )
         raise AssertionError("_answering aborts on every failure")
 
@@ -88,7 +104,7 @@ class PackageRpcs:
             try:
                 for chunk in requests:
                     if upload is None:
-                        upload = _Upload(_checked_digest(chunk.blake3), self.incoming)
+                        upload = _Upload(_checked_digest(chunk.blake3), str(self.incoming))
                     elif chunk.blake3 != upload.digest:
                         raise CodePackagingException(
                             f"a chunk of {chunk.blake3!r} arrived before the last chunk of "
@@ -97,7 +113,7 @@ class PackageRpcs:
                     upload.write(chunk.data, limit)
                     self._received(len(chunk.data))
                     if chunk.last:
-                        upload.finish(_content_path(self.contents, upload.digest))
+                        upload.finish(str(self.contents))
                         stored.append(upload.digest)
                         upload = None
                 if upload is not None:
@@ -135,8 +151,17 @@ class PackageRpcs:
                 )
         return list(missing)
 
-    def _store(self) -> CodeStore:
-        url = config.code_store_url()
+    def _recall(self, listing: _Listing) -> str | None:
+        with self._lock:
+            return self._packaged.get(listing)
+
+    def _remember(self, listing: _Listing, key: str) -> None:
+        with self._lock:
+            self._packaged[listing] = key
+            if len(self._packaged) > REMEMBERED_LISTS:
+                self._packaged.popitem(last=False)
+
+    def _store(self, url: str) -> CodeStore:
         with self._lock:
             if url not in self._stores:
                 self._stores[url] = open_store(url)
@@ -165,8 +190,9 @@ def _cancel_token(context: grpc.ServicerContext) -> CancelToken:
     return token
 
 
-def _content_path(contents: Path, digest: str) -> Path:
-    return contents / digest[:2] / digest
+def content_path(contents: str, digest: str) -> str:
+    """Where the content with `digest` is kept below the `contents` directory."""
+    return f"{contents}/{digest[:2]}/{digest}"
 
 
 def _checked_digest(digest: str) -> str:
@@ -179,12 +205,11 @@ def _checked_digest(digest: str) -> str:
 
 def _checked_path(path: str) -> str:
     """A package path as the packager's walk makes them: relative, '/'-separated, no empty,
-    '.' or '..' part, no NUL."""
-    if not path or path.startswith("/") or "\0" in path:
-        raise CodePackagingException(f"file path {path!r} is not a relative path")
-    if any(part in ("", ".", "..") for part in path.split("/")):
+    '.' or '..' part (a leading '/' is an empty first part), no NUL."""
+    if _BAD_PATH.search(path):
         raise CodePackagingException(
-            f"file path {path!r} has an empty, '.' or '..' part: give '/'-separated relative paths"
+            f"file path {path!r} is not relative or has an empty, '.' or '..' part: "
+            "give '/'-separated relative paths"
         )
     return path
 
@@ -194,6 +219,7 @@ def _listed_entries(files: Iterable[bakery_pb2.PackageFile], contents: Path) -> 
     any list the packager's walk could not have made is refused."""
     entries: dict[str, Entry] = {}
     sizes: dict[str, int] = {}
+    store = str(contents)  # paths as text: a Path per file would cost more than the rest
     for listed in files:
         path = _checked_path(listed.path)
         digest = _checked_digest(listed.blake3)
@@ -205,7 +231,7 @@ def _listed_entries(files: Iterable[bakery_pb2.PackageFile], contents: Path) -> 
             raise CodePackagingException(
                 f"content {digest} is listed with two sizes ({sizes[digest]} and {listed.size})"
             )
-        content = str(_content_path(contents, digest))
+        content = content_path(store, digest)
         entries[path] = Entry(path, listed.executable, digest, listed.size, content)
         if len(entries) > MAX_FILES:
             raise CodePackagingException(f"a package may list at most {MAX_FILES} files")
@@ -223,15 +249,15 @@ def _listed_entries(files: Iterable[bakery_pb2.PackageFile], contents: Path) -> 
 
 
 class _Upload:
-    """One content being received into a temporary file, hashed as it arrives."""
+    """One content being received into a temporary file, hashed as it arrives. Paths are
+    text and files raw descriptors: a first upload of a tree is thousands of these."""
 
-    def __init__(self, digest: str, incoming: Path) -> None:
+    def __init__(self, digest: str, incoming: str) -> None:
         self.digest = digest
         self.size = 0
         self._hasher = blake3.blake3()
-        fd, name = tempfile.mkstemp(dir=incoming, prefix=f"{digest}.")
-        self._temporary = Path(name)
-        self._file: BinaryIO = os.fdopen(fd, "wb")
+        self._temporary = f"{incoming}/{digest}.{uuid.uuid4().hex}"
+        self._fd: int | None = os.open(self._temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 
     def write(self, data: bytes, limit: int) -> None:
         self.size += len(data)
@@ -241,20 +267,32 @@ class _Upload:
                 "(BAKERY_CODE_MAX_BYTES of the server)"
             )
         self._hasher.update(data)
-        self._file.write(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]  # type: ignore[arg-type]  # open until closed
 
-    def finish(self, target: Path) -> None:
+    def finish(self, contents: str) -> None:
         """Move the content into place if its bytes match its digest."""
-        self._file.close()
+        self._close()
         actual = self._hasher.hexdigest()
         if actual != self.digest:
             raise CodePackagingException(
                 f"the bytes sent for {self.digest} have the digest {actual}: nothing was "
                 "stored for it; send the file's unchanged contents"
             )
-        target.parent.mkdir(exist_ok=True)
-        os.replace(self._temporary, target)
+        target = content_path(contents, self.digest)
+        try:
+            os.replace(self._temporary, target)
+        except FileNotFoundError:  # the first content of its shard
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(self._temporary, target)
 
     def discard(self) -> None:
-        self._file.close()
-        self._temporary.unlink(missing_ok=True)
+        self._close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._temporary)
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
