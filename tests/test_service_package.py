@@ -3,7 +3,11 @@ both real code stores as the server's: a local directory and S3 (moto_server).""
 
 import os
 import stat
+import threading
+import time
 from collections.abc import Iterator
+from concurrent import futures
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +22,7 @@ from packager import CodePackagingException, fetch_code, package_code
 from packager.stores import object_name
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from stagekit.errors import ErrorKind
-from stagekit.progress import LogLine
+from stagekit.progress import LogLine, Progress
 
 SUFFIXES = [".py", ".txt", ".sh", ".gitignore"]
 
@@ -73,6 +77,9 @@ def tree(tmp_path) -> Path:
     (root / ".gitignore").write_text("secret.py\n")
     (root / "secret.py").write_text("TOKEN = 'x'\n")
     (root / "big.txt").write_bytes(os.urandom(5 * 1024 * 1024 + 3))
+    past = time.time_ns() - 3600 * 10**9  # not being edited now: the stat cache keeps digests
+    for path in root.rglob("*"):
+        os.utime(path, ns=(past, past))
     return root
 
 
@@ -140,8 +147,10 @@ def test_unchanged_tree_costs_one_call_and_no_file_bytes(service, tree):
     assert rpc.calls == {"PackageCode": 2, "UploadContents": 1}
 
     received, calls = rpc.bytes_received, dict(rpc.calls)
-    again = _remote(tree, service)
+    events = []
+    again = _remote(tree, service, events=events.append)
     assert again == first
+    assert [event for event in events if isinstance(event, Progress)] == []  # nothing re-read
     assert rpc.bytes_received == received
     assert rpc.calls == {**calls, "PackageCode": calls["PackageCode"] + 1}
 
@@ -319,3 +328,53 @@ def test_an_unreachable_server_is_unavailable(tree, tmp_path, monkeypatch):
     with pytest.raises(CodePackagingException, match="UNAVAILABLE") as down:
         package_code([str(tree)], service=f"grpc://127.0.0.1:{port}", timeout=30)
     assert down.value.kind == ErrorKind.UNAVAILABLE
+
+
+@contextmanager
+def _recording_server(answer) -> Iterator[int]:
+    """A gRPC server whose PackageCode is `answer(request, context)`: to see what the client
+    sends and how it takes what a server does."""
+
+    class Recording(bakery_pb2_grpc.BakeryServicer):
+        def PackageCode(self, request, context):
+            return answer(request, context)
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    bakery_pb2_grpc.add_BakeryServicer_to_server(Recording(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(0)
+
+
+def test_the_token_is_sent_as_a_bearer_header(tree, tmp_path, monkeypatch):
+    seen: list[dict[str, str]] = []
+
+    def record(request, context):
+        seen.append(dict(context.invocation_metadata()))
+        return bakery_pb2.PackageReply(packaged=bakery_pb2.PackagedCode(url="u", key="k"))
+
+    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("BAKERY_TOKEN", "s3cret")
+    with _recording_server(record) as port:
+        package_code([str(tree)], service=f"grpc://127.0.0.1:{port}")
+    assert seen[0]["authorization"] == "Bearer s3cret"
+
+
+def test_a_call_past_the_deadline_is_deadline_exceeded(tree, tmp_path, monkeypatch):
+    released = threading.Event()
+
+    def hang(request, context):
+        released.wait()
+        return bakery_pb2.PackageReply()
+
+    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "cache"))
+    with _recording_server(hang) as port:
+        try:
+            with pytest.raises(CodePackagingException) as late:
+                package_code([str(tree)], service=f"grpc://127.0.0.1:{port}", timeout=1)
+        finally:
+            released.set()
+    assert late.value.kind == ErrorKind.DEADLINE_EXCEEDED
