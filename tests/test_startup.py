@@ -28,6 +28,11 @@ def test_bake_does_not_import_the_deployers_or_the_s3_client():
     assert _imported_after("import bakery.bake", ["docker", "kubernetes", "boto3"]) == []
 
 
+def test_local_packaging_does_not_import_grpc():
+    """The remote client (`packager.remote`) and its stubs load only when a server is used."""
+    assert _imported_after("import packager.package", ["grpc", "packager.remote"]) == []
+
+
 def test_bake_imports_the_build_pipeline_only_when_it_builds():
     """A cache hit needs the spec and the target's `find`: no resolver, layer builder, HTTP
     client or requirement parser is loaded by `import bakery.bake`."""
@@ -40,7 +45,7 @@ def test_bake_imports_the_build_pipeline_only_when_it_builds():
     ["import bakery", "import packager", "import deployer", "import frontends.cli"],
 )
 def test_package_imports_load_no_stage_until_used(statement):
-    heavy = ["docker", "kubernetes", "boto3", "httpx", "pydantic", "rich", "bakery.bake"]
+    heavy = ["docker", "kubernetes", "boto3", "httpx", "pydantic", "rich", "bakery.bake", "grpc"]
     assert (
         _imported_after(statement, [*heavy, "deployer.orchestration.app", "packager.package"]) == []
     )

@@ -18,6 +18,13 @@ def package(
     store: Annotated[
         str | None, typer.Option(help="Store URL: a directory, file:// or s3://bucket/prefix.")
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="Package on this Bakery server (grpc://host:port or grpcs://host:port; "
+            "default BAKERY_URL); it stores the package in its own store."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print {url, key} as JSON.")] = False,
 ) -> None:
     """Package source directories into a content-addressed tarball; print its key and URL."""
@@ -30,6 +37,7 @@ def package(
                 suffixes=suffix or None,
                 logger=None if as_json else log_line,
                 store=store,
+                service=server,
                 events=bars,
             )
     except CodePackagingException as error:
