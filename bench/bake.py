@@ -189,7 +189,7 @@ PIP_INSTALL = (
 UV_INSTALL = (
     "/uv venv /opt/venv --python /usr/bin/python3 && "
     "/uv pip install --python /opt/venv/bin/python --no-index --no-deps --find-links /wheels "
-    "{packages}"
+    "--compile-bytecode {packages}"
 )
 DOCKERFILE = """\
 FROM {base} AS build
@@ -414,7 +414,10 @@ def main() -> None:
         "Peers: `docker build` (legacy builder, `DOCKER_BUILDKIT=0`) of a two-stage Dockerfile "
         "`FROM <base>` that installs the resolved wheels offline (`--no-index --no-deps "
         "--find-links`) with pip (run from its wheel, `--prefix /opt/venv`) or uv (`uv venv` + "
-        "`uv pip install`) and copies the env into the final stage, then `docker push`. "
+        "`uv pip install --compile-bytecode`) and copies the env into the final stage, then "
+        "`docker push`. Every side's image ships .pyc (pip compiles by default, uv with "
+        "`--compile-bytecode`, bakery in its package layers), so all three make the same "
+        "product. "
         "A real `RUN pip install …` resolves against PyPI inside the build; containers here "
         "cannot reach it, so each peer's own resolver runs on the host instead, timed, after "
         "one untimed warm-up run (pip: `pip --isolated install --dry-run` for the target "
