@@ -24,8 +24,10 @@ def _imported_after(statement: str, candidates: list[str]) -> list[str]:
     return result.stdout.split()
 
 
-def test_bake_does_not_import_the_deployers_or_the_s3_client():
-    assert _imported_after("import bakery.bake", ["docker", "kubernetes", "boto3"]) == []
+def test_bake_does_not_import_the_deployers_the_s3_client_or_grpc():
+    """grpc is loaded only by a remote bake (bakery.remote) or the server."""
+    heavy = ["docker", "kubernetes", "boto3", "grpc"]
+    assert _imported_after("import bakery.bake", heavy) == []
 
 
 def test_bake_imports_the_build_pipeline_only_when_it_builds():
@@ -40,7 +42,7 @@ def test_bake_imports_the_build_pipeline_only_when_it_builds():
     ["import bakery", "import packager", "import deployer", "import frontends.cli"],
 )
 def test_package_imports_load_no_stage_until_used(statement):
-    heavy = ["docker", "kubernetes", "boto3", "httpx", "pydantic", "rich", "bakery.bake"]
+    heavy = ["docker", "kubernetes", "boto3", "httpx", "pydantic", "rich", "bakery.bake", "grpc"]
     assert (
         _imported_after(statement, [*heavy, "deployer.orchestration.app", "packager.package"]) == []
     )
