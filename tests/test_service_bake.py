@@ -5,6 +5,7 @@ real subprocess and stops it with SIGTERM.
 """
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -90,6 +91,13 @@ def test_bakery_serve_bakes_the_image_a_local_bake_makes(server_repo, registry, 
         again = bake_image(pypi={"six": "", "attrs": ""}, service=url, logger=lines.append)
         assert again.image == built.image
         assert any(line.startswith("Found baked image") for line in lines)
+
+        bake_cli = [command[0], "bake", "--pypi", "six", "--pypi", "attrs", "--json"]
+        printed = subprocess.run(
+            [*bake_cli, "--server", url], capture_output=True, text=True, timeout=120
+        )
+        assert printed.returncode == 0, printed.stderr
+        assert json.loads(printed.stdout)["image"] == built.image
 
         local_repo = f"{registry.host}/{registry.fresh_repo('local')}"
         local = bake_image(pypi={"six": "", "attrs": ""}, registry=local_repo)
@@ -242,6 +250,20 @@ def test_a_dropped_stream_re_attaches_and_gets_the_result(server, server_repo):
     assert service.builds_started == 1
 
 
+def test_a_request_resent_with_its_request_id_joins_the_running_build(server):
+    url, service = server
+    first = bakery_pb2.BakeRequest(pypi={"six": ""}, request_id="retry-me")
+    with slots_taken(service):
+        call = stub(url).Bake(first, timeout=600)
+        build_id = next(call).accepted.build_id
+        call.cancel()  # the client gave up waiting and sends the same request again
+        resent = stub(url).Bake(first, timeout=600)
+        assert next(resent).accepted.build_id == build_id
+    events = list(resent)
+    assert events[-1].result.outcome == bakery_pb2.OUTCOME_JOINED
+    assert service.builds_started == 1
+
+
 def test_a_deadline_cancels_a_bake_nobody_else_waits_for(server, server_repo, registry):
     url, service = server
     request = bakery_pb2.BakeRequest(pypi={"six": "", "attrs": ""})
@@ -258,6 +280,24 @@ def test_a_deadline_cancels_a_bake_nobody_else_waits_for(server, server_repo, re
     assert stopped.value.code() == grpc.StatusCode.CANCELLED
     assert "deadline passed" in stopped.value.details()
     assert service.builds_started == 1 and spec_tags(registry, server_repo[1]) == []
+
+
+def test_a_running_bake_stops_when_its_only_caller_goes_away(server, server_repo, registry):
+    url, service = server
+    service.orphan_grace = 0  # no wait for a re-attach
+    request = bakery_pb2.BakeRequest(pypi={"numpy": "==2.2.6", "six": "==1.17.0"})
+    call = stub(url).Bake(request, timeout=600)
+    build_id = next(call).accepted.build_id
+    for event in call:
+        if event.HasField("progress") and event.progress.stage == "download":
+            call.cancel()  # the build is running: it is downloading wheels
+            break
+
+    with pytest.raises(grpc.RpcError) as stopped:
+        list(stub(url).Watch(bakery_pb2.WatchRequest(build_id=build_id), timeout=120))
+    assert stopped.value.code() == grpc.StatusCode.CANCELLED
+    assert "callers went away" in stopped.value.details()
+    assert spec_tags(registry, server_repo[1]) == []
 
 
 def test_bad_input_is_invalid_argument_with_the_librarys_message(server, tmp_path):
