@@ -300,6 +300,35 @@ def test_a_running_bake_stops_when_its_only_caller_goes_away(server, server_repo
     assert spec_tags(registry, server_repo[1]) == []
 
 
+def test_stopping_the_server_cancels_the_builds_left_after_the_grace(
+    server_repo, registry, tmp_path
+):
+    running = start(ServerSettings(port=0, state_dir=tmp_path / "state", max_builds=1))
+    service = running.service
+    call = stub(f"grpc://127.0.0.1:{running.port}").Bake(
+        bakery_pb2.BakeRequest(pypi={"six": ""}), timeout=600
+    )
+    with slots_taken(service):
+        build = service.builds[next(call).accepted.build_id]
+        running.stop(grace=0.5)
+    assert build.done
+    assert build.events[-1].error.message == (
+        "The bake stopped while queued: the server is shutting down."
+    )
+    assert spec_tags(registry, server_repo[1]) == []
+
+
+def test_serve_on_a_busy_port_says_so(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        bakery = str(Path(sys.executable).parent / "bakery")
+        refused = subprocess.run(
+            [bakery, "serve", "--port", str(port)], capture_output=True, text=True, timeout=60
+        )
+    assert refused.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr
+
+
 def test_bad_input_is_invalid_argument_with_the_librarys_message(server, tmp_path):
     url, service = server
     with pytest.raises(ImageBakingException) as local:

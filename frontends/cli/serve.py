@@ -20,9 +20,13 @@ def serve(
     import signal
     import threading
 
+    from frontends.cli.output import fail
     from frontends.service.server import ServerSettings, start
 
-    running = start(ServerSettings(host=host, port=port, max_builds=max_builds))
+    try:
+        running = start(ServerSettings(host=host, port=port, max_builds=max_builds))
+    except RuntimeError as error:  # grpc's "Failed to bind to address ..."
+        fail(f"cannot listen on {host}:{port} ({error}); pick a free --port or stop what uses it")
     typer.echo(f"bakery serve: listening on {host}:{running.port}", err=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
