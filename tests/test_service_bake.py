@@ -329,6 +329,81 @@ def test_serve_on_a_busy_port_says_so(tmp_path):
     assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr
 
 
+class MetadataLog(grpc.ServerInterceptor):
+    """Records each call's metadata, as the server received it."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str]] = []
+
+    def intercept_service(self, continuation, handler_call_details):
+        self.seen.append(dict(handler_call_details.invocation_metadata))
+        return continuation(handler_call_details)
+
+
+def _self_signed(directory: Path) -> tuple[bytes, bytes]:
+    """(key, certificate) PEM for `localhost`."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    (directory / "server.pem").write_bytes(pem)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return private, pem
+
+
+def test_grpcs_and_the_token_reach_the_server(server_repo, tmp_path):
+    from concurrent import futures
+
+    from frontends.service.server import BakeryService
+
+    key, certificate = _self_signed(tmp_path)
+    calls = MetadataLog()
+    server = grpc.server(futures.ThreadPoolExecutor(8), interceptors=[calls])
+    settings = ServerSettings(port=0, state_dir=tmp_path / "state")
+    bakery_pb2_grpc.add_BakeryServicer_to_server(BakeryService(settings), server)
+    port = server.add_secure_port("localhost:0", grpc.ssl_server_credentials([(key, certificate)]))
+    server.start()
+    try:
+        client = {
+            **os.environ,
+            "BAKERY_URL": f"grpcs://localhost:{port}",
+            "BAKERY_TOKEN": "s3cret",
+            "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(tmp_path / "server.pem"),
+        }
+        bake = "from bakery.bake import bake_image; print(bake_image(pypi={'six': ''}).image)"
+        baked = subprocess.run(
+            [sys.executable, "-c", bake], env=client, capture_output=True, text=True, timeout=300
+        )
+    finally:
+        server.stop(1).wait()
+    assert baked.returncode == 0, baked.stderr
+    assert baked.stdout.startswith(server_repo[0] + "@sha256:")
+    assert calls.seen and all(m.get("authorization") == "Bearer s3cret" for m in calls.seen)
+
+
 def test_bad_input_is_invalid_argument_with_the_librarys_message(server, tmp_path):
     url, service = server
     with pytest.raises(ImageBakingException) as local:
