@@ -274,7 +274,9 @@ def test_a_deadline_cancels_a_bake_nobody_else_waits_for(server, server_repo, re
         with pytest.raises(grpc.RpcError) as expired:
             list(call)
         assert expired.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        replay = stub(url).Watch(bakery_pb2.WatchRequest(build_id=events[0].accepted.build_id))
+        build_id = events[0].accepted.build_id
+        wait_until(lambda: service.builds[build_id].done, "the orphaned bake to stop")
+        replay = stub(url).Watch(bakery_pb2.WatchRequest(build_id=build_id), timeout=60)
         with pytest.raises(grpc.RpcError) as stopped:
             list(replay)
     assert stopped.value.code() == grpc.StatusCode.CANCELLED
@@ -314,7 +316,7 @@ def test_stopping_the_server_cancels_the_builds_left_after_the_grace(
     assert build.done
     assert build.events[-1].error.message == (
         "The bake stopped while queued: the server is shutting down."
-    )
+    ), kinds(build.events)
     assert spec_tags(registry, server_repo[1]) == []
 
 

@@ -8,9 +8,9 @@ every caller, and a `Watch` after a dropped connection, gets all of them in orde
 ends with one `result` or `error` event; after an error the call ends with the status of its
 kind (UNAVAILABLE, CANCELLED, ...).
 
-A build nobody waits for any more is cancelled: at once when its last caller's deadline
-passed, after `orphan_grace` seconds when the last caller went away otherwise (a dropped
-connection that may re-attach with Watch).
+A build nobody waits for any more is cancelled: once its last caller's deadline passed, or
+`orphan_grace` seconds after the last caller went away otherwise (a dropped connection that
+may re-attach with Watch), whichever comes first.
 """
 
 import logging
@@ -55,7 +55,10 @@ class Build:
         self._position = 0
 
     def publish(self, event: bakery_pb2.BakeEvent, *, last: bool = False) -> None:
+        """Add an event; after the last (the result or error) nothing more is added."""
         with self._changed:
+            if self.done:
+                return
             self.events.append(event)
             self.done = last
             self._changed.notify_all()
@@ -210,21 +213,25 @@ class BakeRpcs:
             build.watchers -= 1
             if build.watchers > 0 or build.done:
                 return
+        # A caller re-attaches within its own deadline or not at all, so a caller whose
+        # deadline passes within the grace (or has passed: a client's own deadline may reach
+        # the server as a cancellation just before the server's) is not waited for.
         remaining = context.time_remaining()
-        if remaining is not None and remaining <= 0:
-            build.cancel.cancel("the caller's deadline passed and no other caller waits for it")
-            return
-        timer = threading.Timer(self.orphan_grace, self._cancel_orphan, (build,))
+        if remaining is not None and remaining < self.orphan_grace:
+            reason = "the caller's deadline passed and no other caller waits for it"
+            wait = max(0.0, remaining)
+        else:
+            reason = f"its callers went away and none re-attached within {self.orphan_grace:g}s"
+            wait = self.orphan_grace
+        timer = threading.Timer(wait, self._cancel_orphan, (build, reason))
         timer.daemon = True
         timer.start()
 
-    def _cancel_orphan(self, build: Build) -> None:
+    def _cancel_orphan(self, build: Build, reason: str) -> None:
         with self._lock:
             orphaned = build.watchers == 0 and not build.done
         if orphaned:
-            build.cancel.cancel(
-                f"its callers went away and none re-attached within {self.orphan_grace:g}s"
-            )
+            build.cancel.cancel(reason)
 
     def _run(self, build: Build, request: BakeRequest, workdir: Path) -> None:
         reporter = Reporter("bakery.service", events=lambda e: build.publish(wire.event_message(e)))
