@@ -47,7 +47,7 @@ class BakeResult:
     python_path: str
     spec_id: str
     lock_digest: str
-    outcome: Literal["built", "hit"]
+    outcome: Literal["built", "hit", "joined"]
     stage_seconds: dict[str, float] = field(default_factory=dict)
     bytes_uploaded: int = 0
 
@@ -75,7 +75,10 @@ def bake_image(
     faster, but Docker 20.10 cannot pull it), `progress` (callback (stage, done, total)),
     `events` (callback receiving typed `stagekit.progress` events), `cancel` (a
     `stagekit.cancel.CancelToken`) or `timeout` (seconds): a cancelled bake raises an
-    ImageBakingException of kind cancelled / deadline_exceeded and tags nothing.
+    ImageBakingException of kind cancelled / deadline_exceeded and tags nothing. `service`
+    ("grpc://host:port" or "grpcs://host:port", default BAKERY_URL) bakes on a Bakery server
+    (`bakery.remote`): there `timeout` (or the token's deadline, default 3600 s) bounds the
+    call, and the server's registry receives the image.
     """
     arguments = {
         "pypi": pypi,
@@ -94,6 +97,12 @@ def bake_image(
     except ValueError as exc:
         raise ImageBakingException(str(exc)) from None
     reporter = Reporter("bakery.bake", logger, options.get("progress"), options.get("events"))
+    service = options.get("service") or config.service_url()
+    if service is not None:
+        from bakery.remote import DEFAULT_TIMEOUT, bake_remote
+
+        timeout = cancel.remaining(DEFAULT_TIMEOUT)
+        return bake_remote(request, str(service), reporter=reporter, timeout=timeout).baked
     return bake(request, reporter=reporter, cancel=cancel).baked
 
 

@@ -29,6 +29,11 @@ def registry() -> str | None:
     return os.environ.get("BAKERY_REGISTRY") or None
 
 
+def service_url() -> str | None:
+    """`BAKERY_URL=grpc://host:port`: bake on that Bakery server instead of in this process."""
+    return os.environ.get("BAKERY_URL") or None
+
+
 def base_image() -> str | None:
     """`BAKERY_BASE_IMAGE`: the default base; unset means the embedded Debian base."""
     return os.environ.get("BAKERY_BASE_IMAGE") or None

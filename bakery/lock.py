@@ -5,6 +5,7 @@ a PEP 751 `pylock.toml` that already names every wheel's URL, size and sha256. S
 downloaded or executed here; the lock is data that the later stages fetch and unpack.
 """
 
+import functools
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
@@ -95,8 +97,21 @@ def uv_platform(platform: str) -> str:
     return f"{ARCHITECTURES[platform]}-manylinux_2_{GLIBC_MINOR}"
 
 
+_UV_LOOKUP = threading.Lock()
+
+
 def uv_binary() -> str:
-    """The uv shipped with the product (the `uv` package), else the one on PATH."""
+    """The uv shipped with the product (the `uv` package), else the one on PATH.
+
+    One lookup at a time: uv's finder reads `sysconfig`, whose first read is not thread-safe
+    (Python 3.11 publishes the dict before filling it), so two bakes starting together, as
+    a server's build slots do, could get a TypeError."""
+    with _UV_LOOKUP:
+        return _find_uv()
+
+
+@functools.cache
+def _find_uv() -> str:
     from uv import find_uv_bin
 
     try:

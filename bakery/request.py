@@ -27,6 +27,7 @@ OPTIONS = (
     "compression",
     "cancel",
     "timeout",
+    "service",
 )
 """The keyword options `bake_image` takes beyond the reference's named parameters."""
 

@@ -1,5 +1,7 @@
 """Resolution with the real uv against real PyPI, for the target platform and Python."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,31 @@ def test_a_direct_wheel_link_locks_exactly_that_wheel() -> None:
     (six,) = lock_pypi({"six": f"@ {url}"}).packages
     assert (six.version, six.url, six.filename) == ("1.16.0", url, url.rpartition("/")[2])
     assert six.sha256 == "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"
+
+
+def test_bakes_starting_together_all_find_uv():
+    """A server starts several builds at once; each looks uv up on its first lock. In a
+    fresh interpreter (sysconfig not read yet) eight threads do it at the same moment."""
+    probe = """
+import threading
+from bakery.lock import uv_binary
+barrier = threading.Barrier(8)
+errors = []
+def find():
+    barrier.wait()
+    try:
+        uv_binary()
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=find) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(errors)
+"""
+    root = Path(__file__).resolve().parent.parent
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert found.stdout.strip() == "[]"

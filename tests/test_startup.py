@@ -24,8 +24,10 @@ def _imported_after(statement: str, candidates: list[str]) -> list[str]:
     return result.stdout.split()
 
 
-def test_bake_does_not_import_the_deployers_or_the_s3_client():
-    assert _imported_after("import bakery.bake", ["docker", "kubernetes", "boto3"]) == []
+def test_bake_does_not_import_the_deployers_the_s3_client_or_grpc():
+    """grpc is loaded only by a remote bake (bakery.remote) or the server."""
+    heavy = ["docker", "kubernetes", "boto3", "grpc"]
+    assert _imported_after("import bakery.bake", heavy) == []
 
 
 def test_local_packaging_does_not_import_grpc():

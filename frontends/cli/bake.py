@@ -65,6 +65,10 @@ def bake(
         str, typer.Option(help="Layer compression: gzip (default) or zstd.")
     ] = "gzip",
     as_json: Annotated[bool, typer.Option("--json", help="Print {image, python_path}.")] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(help="Bake on this Bakery server (grpc://host:port); default BAKERY_URL."),
+    ] = None,
 ) -> None:
     """Bake dependencies into a layered OCI image; print its reference and python path."""
     from bakery.bake import bake_image
@@ -85,6 +89,7 @@ def bake(
                 force=force,
                 compression=compression,
                 events=bars,
+                service=server,
             )
     except ImageBakingException as error:
         fail(error)

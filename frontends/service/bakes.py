@@ -1,18 +1,296 @@
-"""The bake RPCs: Bake and Watch."""
+"""The bake RPCs: Bake and Watch, one build per distinct request however many callers wait.
+
+A Bake writes the request's files into a private directory, checks the request (bad input is
+refused with INVALID_ARGUMENT before any event is sent) and joins the running build of an
+identical request (same `wire.fingerprint`, or the same `request_id`) or starts one. Each
+build runs in its own thread once one of `max_builds` slots is free; its events are kept, so
+every caller, and a `Watch` after a dropped connection, gets all of them in order. The stream
+ends with one `result` or `error` event; after an error the call ends with the status of its
+kind (UNAVAILABLE, CANCELLED, ...).
+
+A build nobody waits for any more is cancelled: once its last caller's deadline passed, or
+`orphan_grace` seconds after the last caller went away otherwise (a dropped connection that
+may re-attach with Watch), whichever comes first.
+"""
+
+import logging
+import shutil
+import tempfile
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 
+from bakery import wire
+from bakery.bake import bake
+from bakery.errors import ImageBakingException
+from bakery.request import BakeRequest
 from stagekit.api.bakery.v1 import bakery_pb2
+from stagekit.cancel import Cancelled, CancelToken
+from stagekit.errors import ErrorKind
+from stagekit.progress import Reporter
+
+log = logging.getLogger("bakery.service")
+
+KEEP_FINISHED = 200
+"""Finished builds whose events Watch can still replay."""
+
+
+class Build:
+    """One build and the events it produced so far; callers follow it from any position."""
+
+    def __init__(self, key: str, request_id: str) -> None:
+        self.id = uuid.uuid4().hex
+        self.key = key
+        self.request_id = request_id
+        self.cancel = CancelToken()
+        self.watchers = 0
+        self.events: list[bakery_pb2.BakeEvent] = []
+        self.done = False
+        self.thread: threading.Thread | None = None
+        self._changed = threading.Condition()
+        self._position = 0
+
+    def publish(self, event: bakery_pb2.BakeEvent, *, last: bool = False) -> None:
+        """Add an event; after the last (the result or error) nothing more is added."""
+        with self._changed:
+            if self.done:
+                return
+            self.events.append(event)
+            self.done = last
+            self._changed.notify_all()
+
+    def queued(self, position: int) -> None:
+        if position != self._position:
+            self._position = position
+            self.publish(bakery_pb2.BakeEvent(queued=bakery_pb2.Queued(position=position)))
+
+    def after(self, start: int, wait: float) -> tuple[list[bakery_pb2.BakeEvent], bool]:
+        """The events from `start` on (waiting up to `wait` seconds for one), and whether the
+        build has finished."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self.events) > start or self.done, wait)
+            return self.events[start:], self.done
+
+
+class BuildSlots:
+    """At most `limit` builds at once; the others wait in order and hear their position."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.running = 0
+        self.waiting: list[Build] = []
+        self._changed = threading.Condition()
+
+    def acquire(self, build: Build) -> None:
+        """Wait for a slot; `Cancelled` if the build's token fires first."""
+        with self._changed:
+            self.waiting.append(build)
+            try:
+                while not (self.running < self.limit and self.waiting[0] is build):
+                    self._announce()
+                    build.cancel.check()
+                    self._changed.wait(0.5)
+            finally:
+                self.waiting.remove(build)
+                self._changed.notify_all()
+            self.running += 1
+
+    def release(self) -> None:
+        with self._changed:
+            self.running -= 1
+            self._changed.notify_all()
+
+    def _announce(self) -> None:
+        for position, waiting in enumerate(self.waiting, start=1):
+            waiting.queued(position)
 
 
 class BakeRpcs:
     """Bake and Watch; `max_builds` bounds the bakes that run at once."""
 
-    def __init__(self, max_builds: int) -> None:
+    def __init__(self, max_builds: int, orphan_grace: float = 10.0) -> None:
         self.max_builds = max_builds
+        self.orphan_grace = orphan_grace
+        self.builds_started = 0
+        """Builds this server started (joined requests do not count): what tests and
+        metrics read."""
+        self.slots = BuildSlots(max_builds)
+        self.builds: OrderedDict[str, Build] = OrderedDict()
+        """Running and recent builds by id: what Watch finds."""
+        self._lock = threading.Lock()
+        self._running: dict[str, Build] = {}
+        self._by_request: dict[str, Build] = {}
 
-    def Bake(self, request: bakery_pb2.BakeRequest, context: grpc.ServicerContext):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Bake is not implemented yet")
+    def Bake(
+        self, request: bakery_pb2.BakeRequest, context: grpc.ServicerContext
+    ) -> Iterator[bakery_pb2.BakeEvent]:
+        workdir = Path(tempfile.mkdtemp(prefix="bakery-request-")).resolve()
+        try:
+            baked = wire.write_sources(request, workdir)
+            baked.check()
+        except ImageBakingException as exc:
+            shutil.rmtree(workdir)
+            context.abort(wire.STATUS_CODES[exc.kind], _scrub(exc.message, workdir))
+        build, started = self._attach(request, baked, workdir, context)
+        if not started:
+            shutil.rmtree(workdir)
+        yield bakery_pb2.BakeEvent(accepted=bakery_pb2.Accepted(build_id=build.id))
+        yield from self._follow(build, context, joined=not started)
 
-    def Watch(self, request: bakery_pb2.WatchRequest, context: grpc.ServicerContext):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Watch is not implemented yet")
+    def Watch(
+        self, request: bakery_pb2.WatchRequest, context: grpc.ServicerContext
+    ) -> Iterator[bakery_pb2.BakeEvent]:
+        with self._lock:
+            build = self.builds.get(request.build_id)
+            if build is not None:
+                self._watch(build, context)
+        if build is None:
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"no build {request.build_id!r} on this server (it keeps the last "
+                f"{KEEP_FINISHED} builds); bake again",
+            )
+            return
+        yield from self._follow(build, context, joined=False)
+
+    def stop_builds(self, wait: float = 10.0) -> None:
+        """Cancel every unfinished build (the server is stopping) and wait for them to stop."""
+        with self._lock:
+            builds = list(self._running.values())
+        for build in builds:
+            build.cancel.cancel("the server is shutting down")
+        for build in builds:
+            if build.thread is not None:
+                build.thread.join(wait)
+
+    def _attach(
+        self,
+        message: bakery_pb2.BakeRequest,
+        request: BakeRequest,
+        workdir: Path,
+        context: grpc.ServicerContext,
+    ) -> tuple[Build, bool]:
+        """The running build this request joins, or a new one; True if it started one."""
+        key = wire.fingerprint(message)
+        with self._lock:
+            build = self._by_request.get(message.request_id) if message.request_id else None
+            build = build or self._running.get(key)
+            started = build is None
+            if build is None:
+                build = Build(key, message.request_id)
+                self._running[key] = build
+                if message.request_id:
+                    self._by_request[message.request_id] = build
+                self._remember(build)
+                self.builds_started += 1
+                build.thread = threading.Thread(
+                    target=self._run, args=(build, request, workdir), name=f"bake-{build.id[:8]}"
+                )
+                build.thread.start()
+            self._watch(build, context)
+        return build, started
+
+    def _remember(self, build: Build) -> None:
+        self.builds[build.id] = build
+        while len(self.builds) > KEEP_FINISHED:
+            oldest = next((b for b in self.builds.values() if b.done), None)
+            if oldest is None:
+                break
+            del self.builds[oldest.id]
+
+    def _watch(self, build: Build, context: grpc.ServicerContext) -> None:
+        """Count a caller waiting for `build` until its call ends (under self._lock)."""
+        build.watchers += 1
+        if not context.add_callback(lambda: self._left(build, context)):
+            build.watchers -= 1
+
+    def _left(self, build: Build, context: grpc.ServicerContext) -> None:
+        with self._lock:
+            build.watchers -= 1
+            if build.watchers > 0 or build.done:
+                return
+        # A caller re-attaches within its own deadline or not at all, so a caller whose
+        # deadline passes within the grace (or has passed: a client's own deadline may reach
+        # the server as a cancellation just before the server's) is not waited for.
+        remaining = context.time_remaining()
+        if remaining is not None and remaining < self.orphan_grace:
+            reason = "the caller's deadline passed and no other caller waits for it"
+            wait = max(0.0, remaining)
+        else:
+            reason = f"its callers went away and none re-attached within {self.orphan_grace:g}s"
+            wait = self.orphan_grace
+        timer = threading.Timer(wait, self._cancel_orphan, (build, reason))
+        timer.daemon = True
+        timer.start()
+
+    def _cancel_orphan(self, build: Build, reason: str) -> None:
+        with self._lock:
+            orphaned = build.watchers == 0 and not build.done
+        if orphaned:
+            build.cancel.cancel(reason)
+
+    def _run(self, build: Build, request: BakeRequest, workdir: Path) -> None:
+        reporter = Reporter("bakery.service", events=lambda e: build.publish(wire.event_message(e)))
+        try:
+            final = self._bake(build, request, reporter, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            with self._lock:
+                self._running.pop(build.key, None)
+                self._by_request.pop(build.request_id, None)
+        build.publish(final, last=True)
+
+    def _bake(
+        self, build: Build, request: BakeRequest, reporter: Reporter, workdir: Path
+    ) -> bakery_pb2.BakeEvent:
+        """The build's last event: its result or its error."""
+        try:
+            self.slots.acquire(build)
+        except Cancelled as exc:
+            return wire.error_message(exc.kind, f"The bake stopped while queued: {exc.message}.")
+        try:
+            return wire.result_message(bake(request, reporter=reporter, cancel=build.cancel))
+        except ImageBakingException as exc:
+            return wire.error_message(exc.kind, _scrub(exc.message, workdir))
+        except Exception as exc:  # a bug: the caller gets a typed error, the log the trace
+            log.exception("build %s failed", build.id)
+            return wire.error_message(
+                ErrorKind.INTERNAL, f"the server failed: {type(exc).__name__}: {exc}"
+            )
+        finally:
+            self.slots.release()
+
+    def _follow(
+        self, build: Build, context: grpc.ServicerContext, *, joined: bool
+    ) -> Iterator[bakery_pb2.BakeEvent]:
+        """`build`'s events from the first, until its last; a joined caller's result says
+        `joined`. An error event ends the call with its kind's status."""
+        sent = 0
+        while context.is_active():
+            events, done = build.after(sent, wait=1.0)
+            for event in events:
+                if joined and event.HasField("result"):
+                    event = _joined(event)
+                yield event
+                if event.HasField("error"):
+                    kind = wire.error_kind(event.error.kind)
+                    context.abort(wire.STATUS_CODES[kind], event.error.message)
+            sent += len(events)
+            if done and sent == len(build.events):
+                return
+
+
+def _joined(event: bakery_pb2.BakeEvent) -> bakery_pb2.BakeEvent:
+    copy = bakery_pb2.BakeEvent()
+    copy.CopyFrom(event)
+    copy.result.outcome = bakery_pb2.OUTCOME_JOINED
+    return copy
+
+
+def _scrub(message: str, workdir: Path) -> str:
+    """The library's message without the server's private directory in file paths."""
+    return message.replace(f"{workdir}/", "").replace(str(workdir), ".")

@@ -55,9 +55,11 @@ class RunningServer:
     service: BakeryService
 
     def stop(self, grace: float | None = 10.0) -> None:
-        """Stop answering: health goes NOT_SERVING first, running calls get `grace` seconds."""
+        """Stop answering: health goes NOT_SERVING first, running calls get `grace` seconds,
+        then the builds still running are cancelled (no tag written)."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        self.service.stop_builds()
 
 
 def start(settings: ServerSettings) -> RunningServer:

@@ -1,0 +1,184 @@
+"""Bake messages <-> bakery values: where the service's wire format meets the library's types.
+
+Both ends use it: the server (frontends/service) and the client (bakery/remote.py). It imports
+grpc and the generated stubs, so only a remote bake or the server loads it.
+
+A request's requirements file or pyproject arrives as text with its `-r` includes; the server
+writes them into a private directory (`write_sources`) and bakes from there, so a remote bake
+reads the same files through the same code as a local one.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path, PurePosixPath
+
+import grpc
+
+from bakery.bake import BakeResult
+from bakery.errors import ImageBakingException, quoted
+from bakery.request import BakeRequest
+from stagekit.api.bakery.v1 import bakery_pb2
+from stagekit.errors import ErrorKind
+from stagekit.progress import Event, LogLine, Progress, Unit
+
+COMPRESSION_NAMES = {
+    None: bakery_pb2.COMPRESSION_UNSPECIFIED,
+    "gzip": bakery_pb2.COMPRESSION_GZIP,
+    "zstd": bakery_pb2.COMPRESSION_ZSTD,
+}
+COMPRESSIONS = {value: name for name, value in COMPRESSION_NAMES.items()}
+OUTCOMES = {
+    "built": bakery_pb2.OUTCOME_BUILT,
+    "hit": bakery_pb2.OUTCOME_HIT,
+    "joined": bakery_pb2.OUTCOME_JOINED,
+}
+UNITS = {"bytes": bakery_pb2.UNIT_BYTES, "items": bakery_pb2.UNIT_ITEMS}
+KINDS = {
+    ErrorKind.INVALID_INPUT: bakery_pb2.ERROR_KIND_INVALID_INPUT,
+    ErrorKind.NOT_FOUND: bakery_pb2.ERROR_KIND_NOT_FOUND,
+    ErrorKind.UNAVAILABLE: bakery_pb2.ERROR_KIND_UNAVAILABLE,
+    ErrorKind.CONFLICT: bakery_pb2.ERROR_KIND_CONFLICT,
+    ErrorKind.INTERNAL: bakery_pb2.ERROR_KIND_INTERNAL,
+    ErrorKind.CANCELLED: bakery_pb2.ERROR_KIND_CANCELLED,
+    ErrorKind.DEADLINE_EXCEEDED: bakery_pb2.ERROR_KIND_DEADLINE_EXCEEDED,
+}
+STATUS_CODES = {
+    ErrorKind.INVALID_INPUT: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorKind.CONFLICT: grpc.StatusCode.ABORTED,
+    ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
+    ErrorKind.CANCELLED: grpc.StatusCode.CANCELLED,
+    ErrorKind.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+"""Each error kind's gRPC status: what a client's retry policy reads."""
+
+
+def write_sources(message: bakery_pb2.BakeRequest, workdir: Path) -> BakeRequest:
+    """The library's request for `message`, its files written under `workdir`; a path that
+    would leave `workdir` is refused as invalid input."""
+    files: dict[str, Path | None] = {"requirements_file": None, "pyproject_toml": None}
+    for name, field in (("requirements_file", "requirements"), ("pyproject_toml", "pyproject")):
+        if message.HasField(field):
+            source = getattr(message, field)
+            default = "requirements.txt" if field == "requirements" else "pyproject.toml"
+            root = PurePosixPath(source.path).name or default
+            files[name] = _write(workdir, root, source.content)
+            for path, content in source.includes.items():
+                _write(workdir, path, content)
+    return BakeRequest(
+        pypi=dict(message.pypi) or None,
+        requirements_file=files["requirements_file"],
+        pyproject_toml=files["pyproject_toml"],
+        base_image=message.base_image or None,
+        python=message.python or None,
+        platform=message.platform or None,
+        cache_name=message.cache_name or None,
+        compression=COMPRESSIONS.get(message.compression),
+        force=message.force,
+    )
+
+
+def _write(workdir: Path, path: str, content: str) -> Path:
+    relative = PurePosixPath(path)
+    if not path or relative.is_absolute() or ".." in relative.parts or "\\" in path:
+        raise ImageBakingException(
+            f"included file {quoted(path)} is outside the including file's directory; the "
+            "service takes -r includes at relative paths below it (no absolute paths, no '..')."
+        )
+    target = workdir.joinpath(*relative.parts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(content, encoding="utf-8")
+    return target
+
+
+def fingerprint(message: bakery_pb2.BakeRequest) -> str:
+    """What makes two requests the same build: every field but `request_id`, file contents
+    included. (The spec id needs the base pinned first; identical requests are identical
+    specs, so this key is enough to share one build.)"""
+    fields = {
+        "pypi": dict(sorted(message.pypi.items())),
+        "base_image": message.base_image,
+        "python": message.python,
+        "platform": message.platform,
+        "cache_name": message.cache_name,
+        "compression": COMPRESSIONS.get(message.compression) or "gzip",
+        "force": message.force,
+    }
+    for field in ("requirements", "pyproject"):
+        if message.HasField(field):
+            source = getattr(message, field)
+            fields[field] = {
+                "path": PurePosixPath(source.path).name,
+                "content": source.content,
+                "includes": dict(sorted(source.includes.items())),
+            }
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def event_message(event: Event) -> bakery_pb2.BakeEvent:
+    """A reporter's typed event as a stream event."""
+    if isinstance(event, Progress):
+        progress = bakery_pb2.Progress(
+            stage=event.stage,
+            unit=UNITS[event.unit],
+            done=event.done,
+            total=event.total,
+            message=event.message,
+        )
+        return bakery_pb2.BakeEvent(progress=progress)
+    return bakery_pb2.BakeEvent(
+        log=bakery_pb2.LogLine(message=event.message, warning=event.warning)
+    )
+
+
+def event_value(message: bakery_pb2.BakeEvent) -> Event:
+    """A stream's progress or log event as the typed event a local reporter sends."""
+    if message.HasField("progress"):
+        p = message.progress
+        unit: Unit = "bytes" if p.unit == bakery_pb2.UNIT_BYTES else "items"
+        return Progress(p.stage, unit, p.done, p.total, p.message)
+    return LogLine(message.log.message, message.log.warning)
+
+
+def result_message(result: BakeResult, outcome: str | None = None) -> bakery_pb2.BakeEvent:
+    """The result event; `outcome` overrides the build's (a caller that joined it)."""
+    fields = asdict(result)
+    fields["outcome"] = OUTCOMES[outcome or result.outcome]
+    return bakery_pb2.BakeEvent(result=bakery_pb2.BakeResult(**fields))
+
+
+def result_value(message: bakery_pb2.BakeResult) -> BakeResult:
+    outcome = next(name for name, value in OUTCOMES.items() if value == message.outcome)
+    return BakeResult(
+        image=message.image,
+        python_path=message.python_path,
+        spec_id=message.spec_id,
+        lock_digest=message.lock_digest,
+        outcome=outcome,  # type: ignore[arg-type]
+        stage_seconds=dict(message.stage_seconds),
+        bytes_uploaded=message.bytes_uploaded,
+    )
+
+
+def error_message(kind: ErrorKind, message: str) -> bakery_pb2.BakeEvent:
+    return bakery_pb2.BakeEvent(error=bakery_pb2.Error(kind=KINDS[kind], message=message))
+
+
+def error_kind(kind: int) -> ErrorKind:
+    """A wire error kind as the library's (an unknown one is internal)."""
+    return next((name for name, value in KINDS.items() if value == kind), ErrorKind.INTERNAL)
+
+
+def status_kind(code: grpc.StatusCode) -> ErrorKind:
+    """The error kind a status code stands for (what a client raises for it)."""
+    found = next((kind for kind, status in STATUS_CODES.items() if status == code), None)
+    if found is not None:
+        return found
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return ErrorKind.UNAVAILABLE
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return ErrorKind.INVALID_INPUT
+    return ErrorKind.INTERNAL
