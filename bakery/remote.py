@@ -12,15 +12,15 @@ import os
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import grpc
 
 from bakery import wire
 from bakery.bake import BakeResult
-from bakery.errors import ImageBakingException, quoted
+from bakery.errors import ImageBakingException
 from bakery.request import BakeRequest
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
+from stagekit.api.calls import kind_of, open_channel, token_metadata
 from stagekit.errors import ErrorKind
 from stagekit.progress import LogLine, Reporter
 
@@ -47,8 +47,14 @@ def bake_remote(
             )
     message = request_message(request)
     deadline = time.monotonic() + timeout
-    metadata = _metadata()
-    with _channel(url) as channel:
+    metadata = token_metadata()
+    try:
+        channel = open_channel(url, idempotent=())  # re-attaching is done here, with Watch
+    except ValueError as exc:
+        raise ImageBakingException(
+            f"{exc}; set service= or BAKERY_URL to the Bakery server's address."
+        ) from None
+    with channel:
         stub = bakery_pb2_grpc.BakeryStub(channel)
         build_id = ""
         for delay in (*REATTACH_DELAYS, None):
@@ -152,28 +158,10 @@ def _text(path: Path) -> str:
     return _read_text(path, "requirements file" if path.suffix != ".toml" else "pyproject.toml")
 
 
-def _channel(url: str) -> grpc.Channel:
-    parts = urlsplit(url)
-    if parts.scheme not in ("grpc", "grpcs") or not parts.hostname or parts.path not in ("", "/"):
-        raise ImageBakingException(
-            f"service URL {quoted(url)} is not grpc://host:port or grpcs://host:port; set "
-            "service= or BAKERY_URL to the Bakery server's address."
-        )
-    target = parts.netloc
-    if parts.scheme == "grpcs":
-        return grpc.secure_channel(target, grpc.ssl_channel_credentials())
-    return grpc.insecure_channel(target)
-
-
-def _metadata() -> tuple[tuple[str, str], ...]:
-    token = os.environ.get("BAKERY_TOKEN")
-    return (("authorization", f"Bearer {token}"),) if token else ()
-
-
 def _failure(error: grpc.RpcError, url: str) -> ImageBakingException:
     code = error.code()
     details = error.details() or code.name
-    kind = wire.status_kind(code)
+    kind = kind_of(code)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         details = f"the Bakery server at {url}: {details}"
     return ImageBakingException(details, kind=kind)

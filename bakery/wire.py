@@ -13,8 +13,6 @@ import json
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 
-import grpc
-
 from bakery.bake import BakeResult
 from bakery.errors import ImageBakingException, quoted
 from bakery.request import BakeRequest
@@ -43,16 +41,6 @@ KINDS = {
     ErrorKind.CANCELLED: bakery_pb2.ERROR_KIND_CANCELLED,
     ErrorKind.DEADLINE_EXCEEDED: bakery_pb2.ERROR_KIND_DEADLINE_EXCEEDED,
 }
-STATUS_CODES = {
-    ErrorKind.INVALID_INPUT: grpc.StatusCode.INVALID_ARGUMENT,
-    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-    ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
-    ErrorKind.CONFLICT: grpc.StatusCode.ABORTED,
-    ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
-    ErrorKind.CANCELLED: grpc.StatusCode.CANCELLED,
-    ErrorKind.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
-}
-"""Each error kind's gRPC status: what a client's retry policy reads."""
 
 
 def write_sources(message: bakery_pb2.BakeRequest, workdir: Path) -> BakeRequest:
@@ -170,15 +158,3 @@ def error_message(kind: ErrorKind, message: str) -> bakery_pb2.BakeEvent:
 def error_kind(kind: int) -> ErrorKind:
     """A wire error kind as the library's (an unknown one is internal)."""
     return next((name for name, value in KINDS.items() if value == kind), ErrorKind.INTERNAL)
-
-
-def status_kind(code: grpc.StatusCode) -> ErrorKind:
-    """The error kind a status code stands for (what a client raises for it)."""
-    found = next((kind for kind, status in STATUS_CODES.items() if status == code), None)
-    if found is not None:
-        return found
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return ErrorKind.UNAVAILABLE
-    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-        return ErrorKind.INVALID_INPUT
-    return ErrorKind.INTERNAL

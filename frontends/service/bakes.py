@@ -29,6 +29,7 @@ from bakery.bake import bake
 from bakery.errors import ImageBakingException
 from bakery.request import BakeRequest
 from stagekit.api.bakery.v1 import bakery_pb2
+from stagekit.api.calls import status_of
 from stagekit.cancel import Cancelled, CancelToken
 from stagekit.errors import ErrorKind
 from stagekit.progress import Reporter
@@ -134,7 +135,7 @@ class BakeRpcs:
             baked.check()
         except ImageBakingException as exc:
             shutil.rmtree(workdir)
-            context.abort(wire.STATUS_CODES[exc.kind], _scrub(exc.message, workdir))
+            context.abort(status_of(exc.kind), _scrub(exc.message, workdir))
         build, started = self._attach(request, baked, workdir, context)
         if not started:
             shutil.rmtree(workdir)
@@ -278,7 +279,7 @@ class BakeRpcs:
                 yield event
                 if event.HasField("error"):
                     kind = wire.error_kind(event.error.kind)
-                    context.abort(wire.STATUS_CODES[kind], event.error.message)
+                    context.abort(status_of(kind), event.error.message)
             sent += len(events)
             if done and sent == len(build.events):
                 return

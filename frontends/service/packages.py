@@ -87,7 +87,7 @@ class PackageRpcs:
                     )
                 cancel = _cancel_token(context)
                 key = store_entries(entries, store, self.workdir, [], reporter, cancel).key
-                self._remember(listing, key)
+                self._remember_packaged(listing, key)
             return bakery_pb2.PackageReply(
                 packaged=bakery_pb2.PackagedCode(url=store.url(key), key=key)
             )
@@ -155,7 +155,7 @@ class PackageRpcs:
         with self._lock:
             return self._packaged.get(listing)
 
-    def _remember(self, listing: _Listing, key: str) -> None:
+    def _remember_packaged(self, listing: _Listing, key: str) -> None:
         with self._lock:
             self._packaged[listing] = key
             if len(self._packaged) > REMEMBERED_LISTS:
