@@ -5,6 +5,7 @@ a PEP 751 `pylock.toml` that already names every wheel's URL, size and sha256. S
 downloaded or executed here; the lock is data that the later stages fetch and unpack.
 """
 
+import functools
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
@@ -95,8 +97,20 @@ def uv_platform(platform: str) -> str:
     return f"{ARCHITECTURES[platform]}-manylinux_2_{GLIBC_MINOR}"
 
 
+_finding_uv = threading.Lock()
+
+
 def uv_binary() -> str:
-    """The uv shipped with the product (the `uv` package), else the one on PATH."""
+    """The uv shipped with the product (the `uv` package), else the one on PATH.
+
+    Found once per process, under a lock: `find_uv_bin` reads sysconfig, whose first use is
+    not thread-safe on Python 3.11 (two bakes starting together in a server saw EXE as None)."""
+    with _finding_uv:
+        return _find_uv()
+
+
+@functools.cache
+def _find_uv() -> str:
     from uv import find_uv_bin
 
     try:
