@@ -298,3 +298,54 @@ def test_untag_in_a_layout_removes_only_that_tag(tmp_path, make_image):
     assert untag(image, "spec-one") is True
     assert layout.find("spec-one") is None and layout.find("spec-two") is not None
     assert untag(image, "spec-one") is False
+
+
+# -- the command line -------------------------------------------------------------------
+
+
+def test_cli_tokens_create_then_cache_ls_and_prune(
+    tmp_path, registry, fresh_repo, make_image, clock
+):
+    from typer.testing import CliRunner
+
+    from frontends.cli import app
+
+    state = tmp_path / "state"
+    runner = CliRunner()
+    created = runner.invoke(
+        app, ["tokens", "create", "--scope", "admin", "--state-dir", str(state), "ops"]
+    )
+    assert created.exit_code == 0, created.output
+    secret = created.stdout.strip()
+    bad_scope = runner.invoke(
+        app, ["tokens", "create", "--scope", "root", "--state-dir", str(state), "x"]
+    )
+    assert bad_scope.exit_code == 1 and "unknown scope 'root'" in bad_scope.output
+    index = SqliteIndex(state / "index.sqlite", clock=clock)
+    running = start(ServerSettings(host="0.0.0.0", port=0, state_dir=state, index=index))
+    try:
+        with RegistryPublisher(fresh_repo) as publisher:
+            image = publisher.publish(make_image(), "spec-abc")
+        running.index.record_bake(fake_result("abc", image), "linux/amd64")
+        env = {"BAKERY_URL": f"grpc://127.0.0.1:{running.port}", "BAKERY_TOKEN": secret}
+        listed = runner.invoke(app, ["cache", "ls", "--json"], env=env)
+        assert listed.exit_code == 0, listed.output
+        assert [row["image"] for row in json.loads(listed.stdout)] == [image]
+        refused = runner.invoke(app, ["cache", "ls"], env={**env, "BAKERY_TOKEN": "bkr_wrong"})
+        assert refused.exit_code == 1 and "not known to this server" in refused.output
+        unbounded = runner.invoke(app, ["cache", "prune"], env=env)
+        assert unbounded.exit_code == 2 and "--older-than" in unbounded.output
+        args = ["cache", "prune", "--older-than", "0s", "--unused-for", "1d", "--json"]
+        assert runner.invoke(app, ["cache", "prune", "--older-than", "1x"], env=env).exit_code == 2
+        kept = runner.invoke(app, args, env=env)  # used just now: not unused for a day
+        assert kept.exit_code == 0 and json.loads(kept.stdout) == []
+        repo = fresh_repo.partition("/")[2]
+        assert registry.tags(repo) == ["spec-abc"]
+        clock.now += 2 * DAY
+        pruned = runner.invoke(app, args, env=env)
+        assert pruned.exit_code == 0 and [r["spec_id"] for r in json.loads(pruned.stdout)] == [
+            "abc"
+        ]
+        assert registry.tags(repo) == [] and index.entries() == []
+    finally:
+        running.stop(grace=1)

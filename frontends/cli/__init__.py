@@ -6,7 +6,7 @@ top; each command imports the stage it drives when it runs.
 
 import typer
 
-from frontends.cli import apps, bake, code, secrets
+from frontends.cli import admin, apps, bake, code, secrets
 
 app = typer.Typer(
     name="bakery",
@@ -21,3 +21,4 @@ code.register(app)
 bake.register(app)
 apps.register(app)
 secrets.register(app)
+admin.register(app)
