@@ -263,6 +263,13 @@ def test_warm_lists_hits_prunes_and_counts(
     stats = admin.Stats(bakery_pb2.StatsRequest(), timeout=5)
     assert dict(stats.bakes_by_outcome) == {"built": 4, "hit": 2, "failed": 1}
     assert stats.cache_entries == 4 and (stats.queued, stats.running) == (0, 0)
+    sizes = {e.spec_id: e.size for e in listed}
+    for result in built:
+        with RegistryPublisher(fresh_repo) as publisher:
+            manifest = publisher.find(f"spec-{result.result.spec_id}").manifest
+        layers = sum(layer["size"] for layer in manifest["layers"])
+        assert sizes[result.result.spec_id] > layers + manifest["config"]["size"]
+    assert stats.cache_bytes == sum(sizes.values())
 
     repo = fresh_repo.partition("/")[2]
     tags_before = set(registry.tags(repo))

@@ -109,8 +109,8 @@ def _call(call: Callable[..., _T], request: Any, timeout: float = 60) -> _T:
 def _explain(error: "grpc.RpcError") -> str:
     import grpc
 
-    code = error.code()  # type: ignore[attr-defined]
-    details = error.details()  # type: ignore[attr-defined]
+    code = error.code()
+    details = error.details()
     if code == grpc.StatusCode.UNAVAILABLE:
         return f"the server is unreachable ({details}); check --server / BAKERY_URL"
     if code == grpc.StatusCode.UNAUTHENTICATED:

@@ -11,13 +11,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import NamedTuple, NoReturn
 
 import grpc
 
-from frontends.service.state import CacheRow, ServiceIndex, StateError
+from frontends.service.state import CacheRow, Scope, ServiceIndex, StateError
 from frontends.service.wire import (
     STATUS_CODES,
     error_message,
@@ -32,7 +32,7 @@ from stagekit.progress import Reporter
 
 log = logging.getLogger("bakery.service")
 
-_SCOPES = {bakery_pb2.SCOPE_BAKE: "bake", bakery_pb2.SCOPE_ADMIN: "admin"}
+_SCOPES: dict[int, Scope] = {bakery_pb2.SCOPE_BAKE: "bake", bakery_pb2.SCOPE_ADMIN: "admin"}
 
 
 class Load(NamedTuple):
@@ -57,6 +57,22 @@ def _entry(row: CacheRow) -> bakery_pb2.CacheEntry:
         last_used=row.last_used,
         hits=row.hits,
     )
+
+
+def _image_size(reference: str) -> int | None:
+    """Manifest, config and layers of `reference` in bytes (layers it shares with other
+    images count in each); None where it cannot be read (the Docker Engine)."""
+    from bakery.errors import ImageBakingException
+    from bakery.oci.read import open_image
+
+    try:
+        with open_image(reference) as image:
+            manifest = image.manifest(None)
+    except ImageBakingException as exc:  # registry and layout errors are OciErrors
+        log.info("size of %s unknown: %s", reference, exc)
+        return None
+    blobs = [manifest.json.get("config", {}), *manifest.json.get("layers", [])]
+    return len(manifest.data) + sum(int(blob.get("size", 0)) for blob in blobs)
 
 
 class AdminService(bakery_pb2_grpc.AdminServicer):
@@ -85,7 +101,7 @@ class AdminService(bakery_pb2_grpc.AdminServicer):
         cancel = CancelToken()
         context.add_callback(lambda: cancel.cancel("the Warm call ended"))
         with tempfile.TemporaryDirectory(prefix="bakery-warm-") as scratch:
-            jobs = []
+            jobs: list[Future[bakery_pb2.WarmResult]] = []
             for item in request_iterator:
                 for platform in list(item.platforms) or [None]:
                     workdir = Path(scratch) / str(len(jobs))
@@ -120,7 +136,11 @@ class AdminService(bakery_pb2_grpc.AdminServicer):
         finally:
             self._count(running=-1)
         self.index.record_bake(
-            result, answer.platform, fingerprint=fingerprint, seconds=time.monotonic() - started
+            result,
+            answer.platform,
+            size=_image_size(result.image),
+            fingerprint=fingerprint,
+            seconds=time.monotonic() - started,
         )
         answer.result.CopyFrom(result_message(result))
         return answer
@@ -187,9 +207,7 @@ class AdminService(bakery_pb2_grpc.AdminServicer):
     ) -> bakery_pb2.CreateTokenReply:
         scope = _SCOPES.get(request.scope)
         if scope is None:
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "scope must be SCOPE_BAKE or SCOPE_ADMIN"
-            )
+            _abort(context, StateError("scope must be SCOPE_BAKE or SCOPE_ADMIN"))
         try:
             secret = self.index.create_token(request.name, scope)
         except StateError as exc:
