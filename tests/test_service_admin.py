@@ -14,6 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from typer.testing import CliRunner
 
 from bakery.bake import BakeResult
 from bakery.oci.cache import BlobCache
@@ -21,6 +22,7 @@ from bakery.oci.layout import LayoutPublisher
 from bakery.oci.model import OCI_CONFIG, OCI_INDEX, Image, canonical_json
 from bakery.oci.remote import RegistryPublisher
 from bakery.targets import untag
+from frontends.cli import app
 from frontends.service.auth import InsecureBindError
 from frontends.service.server import SERVICE_NAMES, ServerSettings, start
 from frontends.service.state import SqliteIndex
@@ -232,7 +234,7 @@ def item(pypi: dict[str, str], **request) -> bakery_pb2.WarmItem:
 
 
 def test_warm_lists_hits_prunes_and_counts(
-    bake_env, monkeypatch, registry, fresh_repo, two_platform_base, server, channel, clock
+    tmp_path, bake_env, monkeypatch, registry, fresh_repo, two_platform_base, server, channel, clock
 ):
     monkeypatch.setenv("BAKERY_REGISTRY", fresh_repo)
     monkeypatch.setenv("BAKERY_BASE_IMAGE", two_platform_base)
@@ -289,6 +291,16 @@ def test_warm_lists_hits_prunes_and_counts(
     assert all(e.hits == 1 for e in remaining)
     assert admin.Stats(bakery_pb2.StatsRequest(), timeout=5).cache_entries == 2
 
+    warm_file = tmp_path / "warm.yaml"
+    warm_file.write_text('- pypi: {six: ""}\n  platforms: [linux/amd64, linux/arm64]\n')
+    url = f"grpc://127.0.0.1:{server.port}"
+    cli = CliRunner().invoke(app, ["cache", "warm", str(warm_file), "--server", url])
+    assert cli.exit_code == 0, cli.output
+    assert sorted(line.split()[:3] for line in cli.stdout.splitlines()) == [
+        ["hit", "six", "linux/amd64"],
+        ["hit", "six", "linux/arm64"],
+    ]
+
 
 def test_prune_without_bounds_is_refused(server, channel):
     server.index.record_bake(fake_result("abc", "127.0.0.1:9/x@sha256:" + "0" * 64), "linux/amd64")
@@ -313,10 +325,6 @@ def test_untag_in_a_layout_removes_only_that_tag(tmp_path, make_image):
 def test_cli_tokens_create_then_cache_ls_and_prune(
     tmp_path, registry, fresh_repo, make_image, clock
 ):
-    from typer.testing import CliRunner
-
-    from frontends.cli import app
-
     state = tmp_path / "state"
     runner = CliRunner()
     created = runner.invoke(
@@ -356,3 +364,24 @@ def test_cli_tokens_create_then_cache_ls_and_prune(
         assert registry.tags(repo) == [] and index.entries() == []
     finally:
         running.stop(grace=1)
+
+
+def test_cli_warm_reports_failures_and_bad_files(server, tmp_path):
+    url = f"grpc://127.0.0.1:{server.port}"
+    runner = CliRunner()
+    bad_spec = tmp_path / "bad.yaml"
+    bad_spec.write_text('- pypi: {six: ""}\n  cache_name: "Bad!"\n')
+    failed = runner.invoke(app, ["cache", "warm", str(bad_spec), "--server", url])
+    assert failed.exit_code == 1
+    assert failed.stdout.startswith("failed  six") and "cache_name" in failed.stdout
+    assert "1 bake(s) failed" in failed.output
+    assert server.index.outcomes() == {"failed": 1} and server.index.entries() == []
+    for text, message in [
+        ("[]", "holds no specs"),
+        ("- {pypi: {six: ''}, requirements: r.txt}", "exactly one of"),
+        ("- {pypi: {six: ''}, colour: blue}", "keys from"),
+        ("- {requirements: missing.txt}", "cannot read requirements file"),
+    ]:
+        bad_spec.write_text(text)
+        refused = runner.invoke(app, ["cache", "warm", str(bad_spec), "--server", url])
+        assert refused.exit_code == 1 and message in refused.output, refused.output

@@ -94,14 +94,17 @@ def _admin(server: str | None) -> Iterator[Any]:
         yield bakery_pb2_grpc.AdminStub(channel)
 
 
+def _metadata() -> tuple[tuple[str, str], ...]:
+    token = os.environ.get("BAKERY_TOKEN")
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
 def _call(call: Callable[..., _T], request: Any, timeout: float = 60) -> _T:
     """One call with the token and a deadline; a refused or failed call exits 1, saying why."""
     import grpc
 
-    token = os.environ.get("BAKERY_TOKEN")
-    metadata = (("authorization", f"Bearer {token}"),) if token else ()
     try:
-        return call(request, timeout=timeout, metadata=metadata)
+        return call(request, timeout=timeout, metadata=_metadata())
     except grpc.RpcError as error:
         fail(_explain(error))
 
@@ -175,9 +178,116 @@ def cache_prune(
         typer.echo(f"{verb} {len(reply.removed)} cached image(s)", err=True)
 
 
+_SPEC_KEYS = {
+    "pypi",
+    "requirements",
+    "pyproject",
+    "platforms",
+    "pythons",
+    "base_image",
+    "cache_name",
+}
+
+
+def _warm_items(path: Path, refresh: bool) -> list[tuple[str, Any]]:
+    """(label, WarmItem) per spec and Python of a warm file; a bad file exits 1 naming
+    the spec and the key that is wrong."""
+    import yaml
+
+    from stagekit.api.bakery.v1 import bakery_pb2
+
+    try:
+        specs = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        fail(f"cannot read the warm file {path}: {error}")
+    if isinstance(specs, dict):
+        specs = specs.get("specs")
+    if not isinstance(specs, list) or not specs:
+        fail(f"{path} holds no specs: write a YAML list of specs (see `bakery cache warm --help`)")
+    items = []
+    for number, spec in enumerate(specs, 1):
+        where = f"{path}, spec {number}"
+        if not isinstance(spec, dict) or not spec.keys() <= _SPEC_KEYS:
+            fail(f"{where}: a spec is a mapping with keys from {sorted(_SPEC_KEYS)}")
+        request = bakery_pb2.BakeRequest(
+            base_image=str(spec.get("base_image") or ""),
+            cache_name=str(spec.get("cache_name") or ""),
+        )
+        sources = [key for key in ("pypi", "requirements", "pyproject") if key in spec]
+        if len(sources) != 1:
+            fail(f"{where}: give exactly one of pypi, requirements, pyproject")
+        (source,) = sources
+        if source == "pypi":
+            if not isinstance(spec["pypi"], dict):
+                fail(f"{where}: pypi is a mapping of package to version constraint ('' for any)")
+            request.pypi.update({str(k): str(v or "") for k, v in spec["pypi"].items()})
+            label = " ".join(request.pypi)
+        else:
+            file = path.parent / str(spec[source])
+            try:
+                content = file.read_text()
+            except OSError as error:
+                fail(f"{where}: cannot read {source} file {file}: {error}")
+            getattr(request, source).CopyFrom(
+                bakery_pb2.SourceFile(path=file.name, content=content)
+            )
+            label = str(spec[source])
+        platforms = [str(p) for p in spec.get("platforms") or []]
+        for python in [str(p) for p in spec.get("pythons") or []] or [""]:
+            item = bakery_pb2.WarmItem(platforms=platforms, refresh=refresh)
+            item.request.CopyFrom(request)
+            item.request.python = python
+            items.append((f"{label}" + (f" (python {python})" if python else ""), item))
+    return items
+
+
+def cache_warm(
+    file: Annotated[Path, typer.Argument(help="A YAML list of specs.")],
+    refresh: Annotated[
+        bool, typer.Option(help="Rebake every spec even if its image exists.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds the whole warm may take.")] = 3600,
+    server: ServerOption = "",
+) -> None:
+    """Bake every spec of FILE on the server, on each of its platforms and Pythons; print
+    built / hit / failed per bake; exit 1 if any failed.
+
+    FILE is a YAML list; each spec has one of `pypi: {flask: ">=2"}`, `requirements: FILE`
+    or `pyproject: FILE` (paths relative to FILE; `-r` includes are not sent yet), and
+    optionally `platforms: [linux/amd64, linux/arm64]`, `pythons: ["3.11"]`, `base_image`,
+    `cache_name`.
+    """
+    import grpc
+
+    from stagekit.api.bakery.v1 import bakery_pb2
+
+    items = _warm_items(file, refresh)
+    labels = {item.request.SerializeToString(deterministic=True): label for label, item in items}
+    failed = 0
+    with _admin(server) as admin:
+        try:
+            answers = admin.Warm(
+                iter(item for _, item in items), timeout=timeout, metadata=_metadata()
+            )
+            for answer in answers:
+                label = labels.get(answer.request.SerializeToString(deterministic=True), "?")
+                if answer.HasField("error"):
+                    failed += 1
+                    typer.echo(f"failed  {label}  {answer.platform}: {answer.error.message}")
+                    continue
+                outcome = bakery_pb2.Outcome.Name(answer.result.outcome)
+                outcome = outcome.removeprefix("OUTCOME_").lower()
+                typer.echo(f"{outcome:<7} {label}  {answer.platform}  {answer.result.image}")
+        except grpc.RpcError as error:
+            fail(_explain(error))
+    if failed:
+        fail(f"{failed} bake(s) failed")
+
+
 def register(app: typer.Typer) -> None:
     tokens_app.command("create")(create_token)
     cache_app.command("ls")(cache_ls)
     cache_app.command("prune")(cache_prune)
+    cache_app.command("warm")(cache_warm)
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(cache_app, name="cache")
