@@ -27,6 +27,7 @@ from frontends.service.auth import InsecureBindError
 from frontends.service.server import SERVICE_NAMES, ServerSettings, start
 from frontends.service.state import SqliteIndex
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
+from tests.fixtures.registry import TestRegistry
 
 DAY = 86400
 PLATFORMS = ("linux/amd64", "linux/arm64")
@@ -385,3 +386,47 @@ def test_cli_warm_reports_failures_and_bad_files(server, tmp_path):
         bad_spec.write_text(text)
         refused = runner.invoke(app, ["cache", "warm", str(bad_spec), "--server", url])
         assert refused.exit_code == 1 and message in refused.output, refused.output
+
+
+def test_prune_keeps_a_tag_whose_manifest_a_kept_entry_shares(
+    server, channel, clock, registry, fresh_repo, make_image
+):
+    """Registry 2.8 deletes tags by deleting their manifest: pruning `old` must not take
+    `new`'s tag with it when both name the same image."""
+    with RegistryPublisher(fresh_repo) as publisher:
+        image = publisher.publish(make_image(), "spec-old")
+        assert publisher.publish(make_image(), "spec-new") == image
+    server.index.record_bake(fake_result("old", image), "linux/amd64")
+    clock.now += 2 * DAY
+    server.index.record_bake(fake_result("new", image), "linux/amd64")
+    admin = bakery_pb2_grpc.AdminStub(channel)
+    removed = admin.Prune(bakery_pb2.PruneRequest(older_than_seconds=DAY), timeout=30).removed
+    assert [e.spec_id for e in removed] == ["old"]
+    assert [row.spec_id for row in server.index.entries()] == ["new"]
+    assert sorted(registry.tags(fresh_repo.partition("/")[2])) == ["spec-new", "spec-old"]
+
+
+def test_prune_on_a_registry_that_refuses_deletes_says_so_and_keeps_the_entry(
+    server, channel, clock, tmp_path, make_image
+):
+    workdir = tmp_path / "no-delete-registry"
+    workdir.mkdir()
+    no_delete = TestRegistry(workdir)
+    config = json.loads(no_delete.config.read_text())
+    config["storage"]["delete"]["enabled"] = False
+    no_delete.config.write_text(json.dumps(config))
+    no_delete.start()
+    try:
+        with RegistryPublisher(f"{no_delete.host}/test/prune") as publisher:
+            image = publisher.publish(make_image(), "spec-abc")
+        server.index.record_bake(fake_result("abc", image), "linux/amd64")
+        clock.now += 2 * DAY
+        admin = bakery_pb2_grpc.AdminStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            admin.Prune(bakery_pb2.PruneRequest(older_than_seconds=DAY), timeout=30)
+        assert refused.value.code() == grpc.StatusCode.INTERNAL
+        assert "storage: delete: enabled: true" in refused.value.details()
+        assert [row.spec_id for row in server.index.entries()] == ["abc"]
+        assert no_delete.tags("test/prune") == ["spec-abc"]
+    finally:
+        no_delete.stop()

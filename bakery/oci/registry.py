@@ -289,7 +289,8 @@ class RegistryClient:
         if response.status_code == 405:
             raise RegistryError(
                 f"registry {self.registry} does not allow deleting manifests; enable it in "
-                "its config (`storage: delete: enabled: true`) to prune its tags"
+                "its config (`storage: delete: enabled: true`) to prune its tags",
+                kind=ErrorKind.INTERNAL,
             )
         return response.status_code == 202
 
