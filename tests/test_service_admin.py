@@ -9,6 +9,7 @@ their registry tags.
 import json
 import logging
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -25,7 +26,7 @@ from bakery.targets import untag
 from frontends.cli import app
 from frontends.service.auth import InsecureBindError
 from frontends.service.server import SERVICE_NAMES, ServerSettings, start
-from frontends.service.state import SqliteIndex
+from frontends.service.state import SqliteIndex, StateError
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from tests.fixtures.registry import TestRegistry
 
@@ -99,15 +100,16 @@ def test_without_tokens_the_server_is_open_on_loopback_only_and_says_so(tmp_path
 
 
 def test_refused_calls_get_their_status_and_change_nothing(
-    server, channel, registry, fresh_repo, make_image
+    server, channel, clock, registry, fresh_repo, make_image
 ):
     admin_token = server.index.create_token("ops", "admin")
     bake_token = server.index.create_token("ci", "bake")
     with RegistryPublisher(fresh_repo) as publisher:
         image = publisher.publish(make_image(), "spec-abc")
     server.index.record_bake(fake_result("abc", image), "linux/amd64")
+    clock.now += 2 * DAY  # an allowed prune would now remove the entry and its tag
     admin = bakery_pb2_grpc.AdminStub(channel)
-    prune = bakery_pb2.PruneRequest(older_than_seconds=1)
+    prune = bakery_pb2.PruneRequest(older_than_seconds=DAY)
     warm_item = bakery_pb2.WarmItem(request=bakery_pb2.BakeRequest(pypi={"six": ""}))
     calls = {
         "no token": (lambda: admin.Prune(prune, timeout=5), grpc.StatusCode.UNAUTHENTICATED),
@@ -430,3 +432,34 @@ def test_prune_on_a_registry_that_refuses_deletes_says_so_and_keeps_the_entry(
         assert no_delete.tags("test/prune") == ["spec-abc"]
     finally:
         no_delete.stop()
+
+
+# -- the index itself -------------------------------------------------------------------
+
+
+def test_the_index_counts_exactly_under_concurrent_writers(tmp_path):
+    index = SqliteIndex(tmp_path / "index.sqlite")
+    image = "127.0.0.1:9/x@sha256:" + "0" * 64
+
+    def serve(worker: int) -> None:
+        index.record_bake(fake_result(f"spec{worker}", image), "linux/amd64", size=10)
+        for _ in range(25):
+            index.record_hit(f"spec{worker}")
+            index.record_bake(
+                BakeResult(image, "/p", "shared", "", "hit"), "linux/amd64", seconds=0.1
+            )
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(serve, range(8)))
+    hits = {row.spec_id: row.hits for row in index.entries()}
+    assert hits == {"shared": 200, **{f"spec{worker}": 25 for worker in range(8)}}
+    assert index.outcomes() == {"built": 8, "hit": 200}
+
+
+def test_an_index_from_a_newer_bakery_is_refused(tmp_path):
+    path = tmp_path / "index.sqlite"
+    SqliteIndex(path)
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(StateError, match="schema version 99, newer"):
+        SqliteIndex(path)

@@ -58,12 +58,12 @@ def create_token(
     ] = None,
 ) -> None:
     """Create a token and print its secret once; the server stores only its hash."""
-    from frontends.service.state import SqliteIndex, StateError
+    from frontends.service.state import INDEX_FILE, SqliteIndex, StateError
     from stagekit.dirs import data_dir
 
     directory = state_dir or data_dir() / "service"
     try:
-        secret = SqliteIndex(directory / "index.sqlite").create_token(name, scope)  # type: ignore[arg-type]
+        secret = SqliteIndex(directory / INDEX_FILE).create_token(name, scope)  # type: ignore[arg-type]
     except StateError as error:
         fail(error)
     typer.echo(secret)

@@ -16,7 +16,7 @@ from frontends.service.admin import AdminService
 from frontends.service.auth import TokenCheck, check_bind
 from frontends.service.bakes import BakeRpcs
 from frontends.service.packages import PackageRpcs
-from frontends.service.state import ServiceIndex, SqliteIndex
+from frontends.service.state import INDEX_FILE, ServiceIndex, SqliteIndex
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from stagekit.dirs import data_dir
 
@@ -72,7 +72,7 @@ def start(settings: ServerSettings) -> RunningServer:
 
     Without any token it listens on loopback only (auth.check_bind raises otherwise)."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    index = settings.index or SqliteIndex(settings.state_dir / "index.sqlite")
+    index = settings.index or SqliteIndex(settings.state_dir / INDEX_FILE)
     check_bind(settings.host, index)
     server = grpc.server(
         futures.ThreadPoolExecutor(settings.workers, "bakery-rpc"),

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 Scope = Literal["bake", "admin"]
 SCOPES: tuple[Scope, ...] = ("bake", "admin")
 TOKEN_PREFIX = "bkr_"
+INDEX_FILE = "index.sqlite"
+"""The SQLite index's name in the server's state dir."""
 
 
 class StateError(Exception):
