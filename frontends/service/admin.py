@@ -117,7 +117,7 @@ class AdminService(bakery_pb2_grpc.AdminServicer):
         self._count(queued=-1, running=1)
         started = time.monotonic()
         fingerprint = hashlib.sha256(
-            item.request.SerializeToString(deterministic=True) + str(platform).encode()
+            item.request.SerializeToString(deterministic=True) + (platform or "").encode()
         ).hexdigest()
         answer = bakery_pb2.WarmResult(request=item.request, platform=platform or "")
         try:
