@@ -4,6 +4,7 @@ Each publisher is imported when chosen: a bake into the local layout loads no HT
 """
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from bakery import config
@@ -50,3 +51,23 @@ def open_target(
 
         return DaemonPublisher()
     raise ImageBakingException(f"unknown target {quoted(target)}; use one of {', '.join(TARGETS)}")
+
+
+def untag(image: str, tag: str) -> bool:
+    """Remove `tag` from the target holding `image` (a reference a bake returned): the
+    registry (which deletes the manifest by digest) or the layout (its index.json entry).
+    False if the tag was gone, or for the Docker daemon, whose images `docker rmi` removes."""
+    from bakery.oci.layout import LAYOUT_SCHEME
+
+    if image.startswith(LAYOUT_SCHEME):
+        from bakery.oci.layout import LayoutPublisher
+
+        directory = image.removeprefix(LAYOUT_SCHEME).rpartition("@")[0]
+        return LayoutPublisher(Path(directory)).untag(tag)
+    reference = Reference.parse(image)
+    if reference.digest is None:  # the daemon's `name:tag`
+        return False
+    from bakery.oci.remote import RegistryPublisher
+
+    with RegistryPublisher(Reference(reference.registry, reference.repository)) as publisher:
+        return publisher.untag(tag)

@@ -91,6 +91,20 @@ class LayoutPublisher:
             )
         return entry["digest"]
 
+    def untag(self, tag: str) -> bool:
+        """Remove `tag` from index.json (under the index lock); the blobs stay, other tags
+        may share them. False if the tag did not exist."""
+        if not self._index.exists():
+            return False
+        with exclusive(self.directory / ".index.lock"):
+            index = self._read_index()
+            kept = [m for m in index["manifests"] if _tag_of(m) != tag]
+            if len(kept) == len(index["manifests"]):
+                return False
+            index["manifests"] = kept
+            write_atomic(self._index, canonical_json(index))
+        return True
+
     def _reference(self, digest: str) -> str:
         return f"{LAYOUT_SCHEME}{self.directory}@{digest}"
 

@@ -276,6 +276,24 @@ class RegistryClient:
         )
         return sha256_digest(data)
 
+    def delete_manifest(self, digest: str) -> bool:
+        """Delete the manifest stored under `digest` and with it every tag pointing at it
+        (registry 2.8 deletes by digest only, and only with `storage.delete.enabled`);
+        False if there was none."""
+        response = self._send(
+            "DELETE",
+            f"/manifests/{digest}",
+            f"delete manifest {self._at(digest)}",
+            ok=(202, 404, 405),
+        )
+        if response.status_code == 405:
+            raise RegistryError(
+                f"registry {self.registry} does not allow deleting manifests; enable it in "
+                "its config (`storage: delete: enabled: true`) to prune its tags",
+                kind=ErrorKind.INTERNAL,
+            )
+        return response.status_code == 202
+
     def _manifest(self, tag_or_digest: str) -> Manifest:
         what = f"fetch manifest {self._at(tag_or_digest)}"
         response = self._send(

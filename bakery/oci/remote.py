@@ -167,3 +167,9 @@ class RegistryPublisher:
                 "(or check the repository name)"
             )
         return digest
+
+    def untag(self, tag: str) -> bool:
+        """Remove `tag` by deleting the manifest it points at (what registry 2.8 supports:
+        other tags of the same manifest go too); False if the tag did not exist."""
+        digest = self.client.manifest_digest(tag)
+        return digest is not None and self.client.delete_manifest(digest)

@@ -6,7 +6,7 @@ top; each command imports the stage it drives when it runs.
 
 import typer
 
-from frontends.cli import apps, bake, code, secrets, serve
+from frontends.cli import admin, apps, bake, code, secrets, serve
 
 app = typer.Typer(
     name="bakery",
@@ -22,3 +22,4 @@ bake.register(app)
 apps.register(app)
 secrets.register(app)
 serve.register(app)
+admin.register(app)

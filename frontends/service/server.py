@@ -12,8 +12,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from frontends.service.admin import AdminService
+from frontends.service.auth import TokenCheck, check_bind
 from frontends.service.bakes import BakeRpcs
 from frontends.service.packages import PackageRpcs
+from frontends.service.state import INDEX_FILE, ServiceIndex, SqliteIndex
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from stagekit.api.calls import MAX_MESSAGE_BYTES
 from stagekit.dirs import data_dir
@@ -34,6 +37,8 @@ class ServerSettings:
     workers: int = 64
     """Threads answering RPCs: each streaming Bake holds one while its client listens."""
     state_dir: Path = field(default_factory=lambda: data_dir() / "service")
+    index: ServiceIndex | None = None
+    """Bakes, tokens and history; None: the SQLite index in `state_dir`."""
 
 
 class BakeryService(BakeRpcs, PackageRpcs, bakery_pb2_grpc.BakeryServicer):
@@ -53,6 +58,8 @@ class RunningServer:
     health: health.HealthServicer
     port: int
     service: BakeryService
+    admin: AdminService
+    index: ServiceIndex
 
     def stop(self, grace: float | None = 10.0) -> None:
         """Stop answering: health goes NOT_SERVING first, running calls get `grace` seconds,
@@ -60,17 +67,25 @@ class RunningServer:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         self.service.stop_builds()
+        self.admin.close()
 
 
 def start(settings: ServerSettings) -> RunningServer:
-    """Build and start the server on `settings.host:settings.port` (port 0: any free one)."""
+    """Build and start the server on `settings.host:settings.port` (port 0: any free one).
+
+    Without any token it listens on loopback only (auth.check_bind raises otherwise)."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    index = settings.index or SqliteIndex(settings.state_dir / INDEX_FILE)
+    check_bind(settings.host, index)
     server = grpc.server(
         futures.ThreadPoolExecutor(settings.workers, "bakery-rpc"),
+        interceptors=[TokenCheck(index)],
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
     )
     service = BakeryService(settings)
     bakery_pb2_grpc.add_BakeryServicer_to_server(service, server)
+    admin = AdminService(index, settings.max_builds)
+    bakery_pb2_grpc.add_AdminServicer_to_server(admin, server)
     checks = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)
     for name in (*SERVICE_NAMES, ""):
@@ -80,4 +95,4 @@ def start(settings: ServerSettings) -> RunningServer:
     )
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     server.start()
-    return RunningServer(server, checks, port, service)
+    return RunningServer(server, checks, port, service, admin, index)
