@@ -41,13 +41,19 @@ def server_repo(bake_env, registry, monkeypatch) -> tuple[str, str]:
 
 
 @pytest.fixture
-def server(server_repo, tmp_path):
-    """A server in this process with two build slots; yields its grpc:// URL and service."""
+def running_server(server_repo, tmp_path):
+    """A server in this process with two build slots."""
     running = start(ServerSettings(port=0, state_dir=tmp_path / "state"))
     try:
-        yield f"grpc://127.0.0.1:{running.port}", running.service
+        yield running
     finally:
         running.stop(grace=1)
+
+
+@pytest.fixture
+def server(running_server):
+    """The server's grpc:// URL and its Bakery service."""
+    return f"grpc://127.0.0.1:{running_server.port}", running_server.service
 
 
 def stub(url: str) -> bakery_pb2_grpc.BakeryStub:
@@ -163,6 +169,18 @@ def test_ten_identical_bakes_are_one_build(server, server_repo, registry):
         assert "Queued on the server: position 1" in lines
         assert any(line.startswith("Resolving") for line in lines)
     assert spec_tags(registry, server_repo[1]) == [f"spec-{results[0].spec_id}"]
+
+
+def test_remote_bakes_are_in_the_index_admins_list_and_prune(running_server, server_repo):
+    """What the Admin service lists and counts is what the Bake RPCs did."""
+    url = f"grpc://127.0.0.1:{running_server.port}"
+    first = bake_remote(BakeRequest(pypi={"six": ""}), url, timeout=600)
+    again = bake_remote(BakeRequest(pypi={"six": ""}), url, timeout=600)
+    assert (first.outcome, again.outcome) == ("built", "hit")
+    (entry,) = running_server.index.entries()
+    assert (entry.spec_id, entry.image, entry.hits) == (first.spec_id, first.image, 1)
+    assert entry.size > 0
+    assert running_server.index.outcomes() == {"built": 1, "hit": 1}
 
 
 def test_watch_after_the_client_drops_gets_the_result(server, server_repo, registry):
@@ -380,12 +398,14 @@ def test_grpcs_and_the_token_reach_the_server(server_repo, tmp_path):
     from concurrent import futures
 
     from frontends.service.server import BakeryService
+    from frontends.service.state import SqliteIndex
 
     key, certificate = _self_signed(tmp_path)
     calls = MetadataLog()
     server = grpc.server(futures.ThreadPoolExecutor(8), interceptors=[calls])
     settings = ServerSettings(port=0, state_dir=tmp_path / "state")
-    bakery_pb2_grpc.add_BakeryServicer_to_server(BakeryService(settings), server)
+    index = SqliteIndex(tmp_path / "index.sqlite")
+    bakery_pb2_grpc.add_BakeryServicer_to_server(BakeryService(settings, index), server)
     port = server.add_secure_port("localhost:0", grpc.ssl_server_credentials([(key, certificate)]))
     server.start()
     try:

@@ -19,7 +19,7 @@ from typing import NamedTuple, NoReturn
 import grpc
 
 from bakery import wire
-from frontends.service.state import CacheRow, Scope, ServiceIndex, StateError
+from frontends.service.state import CacheRow, Scope, ServiceIndex, StateError, image_size
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from stagekit.api.calls import status_of
 from stagekit.cancel import CancelToken
@@ -61,22 +61,6 @@ def _entry(row: CacheRow) -> bakery_pb2.CacheEntry:
         last_used=row.last_used,
         hits=row.hits,
     )
-
-
-def _image_size(reference: str) -> int | None:
-    """Manifest, config and layers of `reference` in bytes (layers it shares with other
-    images count in each); None where it cannot be read (the Docker Engine)."""
-    from bakery.errors import ImageBakingException
-    from bakery.oci.read import open_image
-
-    try:
-        with open_image(reference) as image:
-            manifest = image.manifest(None)
-    except ImageBakingException as exc:  # registry and layout errors are OciErrors
-        log.info("size of %s unknown: %s", reference, exc)
-        return None
-    blobs = [manifest.json.get("config", {}), *manifest.json.get("layers", [])]
-    return len(manifest.data) + sum(int(blob.get("size", 0)) for blob in blobs)
 
 
 class AdminService(bakery_pb2_grpc.AdminServicer):
@@ -147,7 +131,7 @@ class AdminService(bakery_pb2_grpc.AdminServicer):
         self.index.record_bake(
             result,
             answer.platform,
-            size=_image_size(result.image),
+            size=image_size(result.image),
             fingerprint=fingerprint,
             seconds=time.monotonic() - started,
         )

@@ -17,6 +17,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from bakery import wire
 from bakery.bake import bake
 from bakery.errors import ImageBakingException
 from bakery.request import BakeRequest
+from frontends.service.state import ServiceIndex, image_size
 from stagekit.api.bakery.v1 import bakery_pb2
 from stagekit.api.calls import status_of
 from stagekit.cancel import Cancelled, CancelToken
@@ -113,8 +115,12 @@ class BuildSlots:
 class BakeRpcs:
     """Bake and Watch; `max_builds` bounds the bakes that run at once."""
 
-    def __init__(self, max_builds: int, orphan_grace: float = 10.0) -> None:
+    def __init__(
+        self, max_builds: int, index: ServiceIndex | None = None, orphan_grace: float = 10.0
+    ) -> None:
         self.max_builds = max_builds
+        self.index = index
+        """Where finished bakes are recorded (what ListCache, Prune and Stats read)."""
         self.orphan_grace = orphan_grace
         self.builds_started = 0
         """Builds this server started (joined requests do not count): what tests and
@@ -253,9 +259,12 @@ class BakeRpcs:
             self.slots.acquire(build)
         except Cancelled as exc:
             return wire.error_message(exc.kind, f"The bake stopped while queued: {exc.message}.")
+        started = time.monotonic()
         try:
-            return wire.result_message(bake(request, reporter=reporter, cancel=build.cancel))
+            result = bake(request, reporter=reporter, cancel=build.cancel)
         except ImageBakingException as exc:
+            if self.index is not None:
+                self.index.record_failure(build.key, time.monotonic() - started)
             return wire.error_message(exc.kind, _scrub(exc.message, workdir))
         except Exception as exc:  # a bug: the caller gets a typed error, the log the trace
             log.exception("build %s failed", build.id)
@@ -264,6 +273,13 @@ class BakeRpcs:
             )
         finally:
             self.slots.release()
+        if self.index is not None:
+            size = image_size(result.image) if result.outcome == "built" else None
+            seconds = time.monotonic() - started
+            self.index.record_bake(
+                result, request.target_platform, size=size, fingerprint=build.key, seconds=seconds
+            )
+        return wire.result_message(result)
 
     def _follow(
         self, build: Build, context: grpc.ServicerContext, *, joined: bool
@@ -276,6 +292,8 @@ class BakeRpcs:
             for event in events:
                 if joined and event.HasField("result"):
                     event = _joined(event)
+                    if self.index is not None:
+                        self.index.record_hit(event.result.spec_id)
                 yield event
                 if event.HasField("error"):
                     kind = wire.error_kind(event.error.kind)

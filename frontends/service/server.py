@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from frontends.service.admin import AdminService
+from frontends.service.admin import AdminService, Load
 from frontends.service.auth import TokenCheck, check_bind
 from frontends.service.bakes import BakeRpcs
 from frontends.service.packages import PackageRpcs
@@ -45,8 +45,8 @@ class BakeryService(BakeRpcs, PackageRpcs, bakery_pb2_grpc.BakeryServicer):
     """`bakery.v1.Bakery`: bakes (Bake, Watch) and code packages (PackageCode,
     UploadContents)."""
 
-    def __init__(self, settings: ServerSettings) -> None:
-        BakeRpcs.__init__(self, settings.max_builds)
+    def __init__(self, settings: ServerSettings, index: ServiceIndex) -> None:
+        BakeRpcs.__init__(self, settings.max_builds, index)
         PackageRpcs.__init__(self, settings.state_dir / "contents")
 
 
@@ -82,9 +82,10 @@ def start(settings: ServerSettings) -> RunningServer:
         interceptors=[TokenCheck(index)],
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
     )
-    service = BakeryService(settings)
+    service = BakeryService(settings, index)
     bakery_pb2_grpc.add_BakeryServicer_to_server(service, server)
     admin = AdminService(index, settings.max_builds)
+    admin.bake_load = lambda: Load(len(service.slots.waiting), service.slots.running)
     bakery_pb2_grpc.add_AdminServicer_to_server(admin, server)
     checks = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)

@@ -9,6 +9,7 @@ to `SqliteIndex`, the embedded default (one file under the state dir).
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import sqlite3
 import threading
@@ -313,3 +314,19 @@ class SqliteIndex:
 
     def has_tokens(self) -> bool:
         return self._connection().execute("SELECT 1 FROM tokens LIMIT 1").fetchone() is not None
+
+
+def image_size(reference: str) -> int | None:
+    """Manifest, config and layers of `reference` in bytes (layers it shares with other
+    images count in each); None where it cannot be read (the Docker Engine)."""
+    from bakery.errors import ImageBakingException
+    from bakery.oci.read import open_image
+
+    try:
+        with open_image(reference) as image:
+            manifest = image.manifest(None)
+    except ImageBakingException as exc:  # registry and layout errors are OciErrors
+        logging.getLogger("bakery.service").info("size of %s unknown: %s", reference, exc)
+        return None
+    blobs = [manifest.json.get("config", {}), *manifest.json.get("layers", [])]
+    return len(manifest.data) + sum(int(blob.get("size", 0)) for blob in blobs)
