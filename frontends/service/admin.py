@@ -5,7 +5,6 @@ this process on a bounded pool, like the bake RPCs; the index (state.py) is what
 Prune and Stats read.
 """
 
-import hashlib
 import logging
 import tempfile
 import threading
@@ -104,9 +103,10 @@ class AdminService(bakery_pb2_grpc.AdminServicer):
     ) -> bakery_pb2.WarmResult:
         self._count(queued=-1, running=1)
         started = time.monotonic()
-        fingerprint = hashlib.sha256(
-            item.request.SerializeToString(deterministic=True) + (platform or "").encode()
-        ).hexdigest()
+        keyed = bakery_pb2.BakeRequest()
+        keyed.CopyFrom(item.request)
+        keyed.platform = platform or keyed.platform
+        fingerprint = wire.fingerprint(keyed)  # the key the Bake RPCs give the same request
         answer = bakery_pb2.WarmResult(request=item.request, platform=platform or "")
         try:
             from bakery.bake import bake
