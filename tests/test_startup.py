@@ -77,3 +77,26 @@ def test_the_wheel_installs_only_our_own_top_level_names(tmp_path):
     names = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     top_level = {name for name in names if not name.endswith(".dist-info")}
     assert top_level == {"bakery", "deployer", "frontends", "packager", "reprotar", "stagekit"}
+
+
+def test_app_quantities_use_the_kubernetes_parser_without_loading_the_client():
+    """`deployer.model.quantities` takes its values from `kubernetes.utils.parse_quantity`
+    (loaded from its own file) yet never imports the Kubernetes API client."""
+    statement = "from deployer.model.quantities import parse_bytes; parse_bytes('1.5Gi', 'memory')"
+    assert _imported_after(statement, ["kubernetes", "kubernetes.client"]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [("1.5Gi", "bytes"), ("512Mi", "bytes"), ("1G", "bytes"), ("3k", "bytes"), ("1Ei", "bytes")]
+    + [("250m", "cpu"), ("2", "cpu"), ("0.5", "cpu")],
+)
+def test_app_quantities_equal_the_kubernetes_clients_values(text, kind):
+    from kubernetes.utils import parse_quantity
+
+    from deployer.model.quantities import parse_bytes, parse_cpu
+
+    if kind == "cpu":
+        assert parse_cpu(text).value == parse_quantity(text) * 1000
+    else:
+        assert parse_bytes(text, "memory").value == parse_quantity(text)

@@ -1,13 +1,20 @@
 """Kubernetes-style resource quantities, parsed once into exact integers.
 
 Runtimes need numbers (Docker wants nano-CPUs and bytes), manifests want what the user wrote;
-a `Quantity` keeps both. Arithmetic uses `Decimal` so "1.5Gi" is exact, and anything that
-does not come out as a whole number of millicores or bytes is refused rather than rounded.
+a `Quantity` keeps both. The value comes from the Kubernetes client's own `parse_quantity`
+(exact `Decimal`s, so "1.5Gi" is exact); the grammar checked first is the API server's, which is
+stricter than that function ("1K", "-1", "1e3" and "NaN" are refused here as the cluster would
+refuse them), and anything that does not come out as a whole number of millicores or bytes is
+refused rather than rounded.
 """
 
+import importlib.util
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
+from types import ModuleType
 
 from deployer.exceptions import AppConfigError
 
@@ -15,9 +22,6 @@ _NUMBER = r"(?P<number>\d+(?:\.\d*)?|\.\d+)"
 _CPU = re.compile(_NUMBER + r"(?P<suffix>m?)")
 _BYTES = re.compile(_NUMBER + r"(?P<suffix>[KMGTPE]i|[kMGTPE]?)")
 _GPU = re.compile(r"\d+")
-_BINARY = {f"{prefix}i": 1024 ** (power + 1) for power, prefix in enumerate("KMGTPE")}
-_DECIMAL = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
-_MULTIPLIERS = _BINARY | _DECIMAL
 _UNIT_TYPO = re.compile(r"(?i)\d\s*([kmgtpe])(i?b|i)?$")
 
 
@@ -30,6 +34,21 @@ class Quantity:
 
     def __str__(self) -> str:
         return self.text
+
+
+@cache
+def _parse_quantity() -> Callable[[str], Decimal]:
+    """`kubernetes.utils.parse_quantity`, loaded from its own file: importing it the usual way
+    runs `kubernetes/__init__`, which loads the whole API client (~0.7 s) for one function."""
+    package = importlib.util.find_spec("kubernetes")
+    assert package is not None and package.submodule_search_locations
+    location = f"{package.submodule_search_locations[0]}/utils/quantity.py"
+    spec = importlib.util.spec_from_file_location("bakery_k8s_quantity", location)
+    assert spec is not None and spec.loader is not None
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parse: Callable[[str], Decimal] = module.parse_quantity
+    return parse
 
 
 def _text(value: object, field: str, example: str, *, allow_float: bool = False) -> str:
@@ -50,7 +69,7 @@ def parse_cpu(value: object, field: str = "cpu") -> Quantity:
             f"{field}: {text!r} is not a CPU quantity; use cores or millicores, "
             "e.g. '1', '0.5' or '500m'"
         )
-    millicores = Decimal(match["number"]) * (1 if match["suffix"] else 1000)
+    millicores = _parse_quantity()(text) * 1000
     if millicores != millicores.to_integral_value():
         raise AppConfigError(
             f"{field}: {text!r} is finer than one millicore; round it, e.g. '250m'"
@@ -76,7 +95,7 @@ def parse_bytes(value: object, field: str) -> Quantity:
             "optional suffix Ki/Mi/Gi/Ti (powers of 1024) or k/M/G/T (powers of 1000), "
             "e.g. '512Mi', '2Gi' or '1G'"
         )
-    size = Decimal(match["number"]) * _MULTIPLIERS[match["suffix"]]
+    size = _parse_quantity()(text)
     if size != size.to_integral_value():
         raise AppConfigError(
             f"{field}: {text!r} is not a whole number of bytes; use a smaller unit, e.g. '1536Mi'"
