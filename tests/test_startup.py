@@ -88,8 +88,16 @@ def test_app_quantities_use_the_kubernetes_parser_without_loading_the_client():
 
 @pytest.mark.parametrize(
     ("text", "kind"),
-    [("1.5Gi", "bytes"), ("512Mi", "bytes"), ("1G", "bytes"), ("3k", "bytes"), ("1Ei", "bytes")]
-    + [("250m", "cpu"), ("2", "cpu"), ("0.5", "cpu")],
+    [
+        ("1.5Gi", "bytes"),
+        ("512Mi", "bytes"),
+        ("1G", "bytes"),
+        ("3k", "bytes"),
+        ("1Ei", "bytes"),
+        ("250m", "cpu"),
+        ("2", "cpu"),
+        ("0.5", "cpu"),
+    ],
 )
 def test_app_quantities_equal_the_kubernetes_clients_values(text, kind):
     from kubernetes.utils import parse_quantity
