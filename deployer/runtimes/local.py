@@ -1,10 +1,14 @@
 """What the two runtimes on this machine (docker, process) share: the verified code package
-on the host, and the parameters neither can honour."""
+on the host, the parameters neither can honour, and exposure through the per-app proxy."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from deployer.exceptions import AppConfigError
+from deployer.host.proxy import LocalProxy
 from deployer.model.config import AppConfig
+from deployer.orchestration.records import AppRecord
+from deployer.runtimes.base import Worker
 from packager.errors import CodePackagingException
 from packager.fetch import fetch_code
 from packager.model import PackagedCode
@@ -46,3 +50,23 @@ def refuse(config: AppConfig, runtime: str, extra: list[str]) -> None:
     problems += extra
     if problems:
         raise AppConfigError(f"app {config.name!r} cannot run on the {runtime} runtime:", problems)
+
+
+class ProxyExposure:
+    """The `Runtime` exposure methods of a runtime whose workers listen on this machine: the
+    app's public URL is its `LocalProxy`, which balances over the workers' addresses."""
+
+    proxy: LocalProxy
+
+    def expose(self, record: AppRecord, workers: Sequence[Worker]) -> None:
+        self.proxy.expose(record, [w.address for w in workers if w.address])
+
+    def public_url(self, record: AppRecord) -> str | None:
+        return self.proxy.url(record)
+
+    def internal_url(self, name: str) -> str | None:
+        """None: other apps reach a worker at its own address."""
+        return None
+
+    def unexpose(self, record: AppRecord) -> None:
+        self.proxy.stop(record)

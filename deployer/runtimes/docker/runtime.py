@@ -16,7 +16,7 @@ first (`images.py`), a registry image is pulled by the engine.
 import hashlib
 import json
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import docker
@@ -28,11 +28,10 @@ from deployer.host.proxy import LocalProxy, free_port
 from deployer.host.secrets import SecretStore
 from deployer.model.config import AppConfig
 from deployer.orchestration.readiness import Phase, WorkerStatus
-from deployer.orchestration.records import AppRecord
 from deployer.runtimes.base import LogLine, Worker
 from deployer.runtimes.docker.engine import connect, engine_errors
 from deployer.runtimes.docker.images import engine_image
-from deployer.runtimes.local import local_code, refuse
+from deployer.runtimes.local import ProxyExposure, local_code, refuse
 
 APP_LABEL = "bakery.app"
 VERSION_LABEL = "bakery.version"
@@ -131,7 +130,7 @@ def _sortable(stamp: str) -> str:
     return f"{seconds}.{fraction.ljust(9, '0')}"
 
 
-class DockerRuntime:
+class DockerRuntime(ProxyExposure):
     """Start, observe, stop and remove an app's containers; the engine holds all the state."""
 
     kind = "docker"
@@ -296,16 +295,3 @@ class DockerRuntime:
             for container in self._containers(name):
                 if keep_version is None or container.labels.get(VERSION_LABEL) != keep_version:
                     container.remove(force=True, v=True)
-
-    def expose(self, record: AppRecord, workers: Sequence[Worker]) -> None:
-        self.proxy.expose(record, [w.address for w in workers if w.address])
-
-    def public_url(self, record: AppRecord) -> str | None:
-        return self.proxy.url(record)
-
-    def internal_url(self, name: str) -> str | None:
-        """None: other apps reach a worker at its own address."""
-        return None
-
-    def unexpose(self, record: AppRecord) -> None:
-        self.proxy.stop(record)

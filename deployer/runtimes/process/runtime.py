@@ -30,9 +30,8 @@ from deployer.host.proxy import LocalProxy, free_port
 from deployer.host.secrets import SecretStore
 from deployer.model.config import AppConfig
 from deployer.orchestration.readiness import WorkerStatus
-from deployer.orchestration.records import AppRecord
 from deployer.runtimes.base import LogLine, Worker
-from deployer.runtimes.local import local_code, refuse
+from deployer.runtimes.local import ProxyExposure, local_code, refuse
 from deployer.runtimes.process import loopback
 from deployer.runtimes.process.env import host_env
 from deployer.runtimes.process.processes import alive, launch, stop_groups
@@ -45,7 +44,7 @@ _PROBE_TIMEOUT = 0.5
 LOOPBACK = "127.0.0.1"
 
 
-class ProcessRuntime:
+class ProcessRuntime(ProxyExposure):
     """Starts, observes, stops and removes an app's worker processes, and exposes them."""
 
     kind = "process"
@@ -177,19 +176,6 @@ class ProcessRuntime:
     def _stop(records: Sequence[WorkerRecord]) -> None:
         live = [r for r in records if not r.stopped and alive(r.pid, r.start_ticks)]
         stop_groups([record.pgid for record in live], _STOP_GRACE)
-
-    def expose(self, record: AppRecord, workers: Sequence[Worker]) -> None:
-        self.proxy.expose(record, [w.address for w in workers if w.address is not None])
-
-    def public_url(self, record: AppRecord) -> str | None:
-        return self.proxy.url(record)
-
-    def internal_url(self, name: str) -> str | None:
-        """None: other apps reach a worker at its own address."""
-        return None
-
-    def unexpose(self, record: AppRecord) -> None:
-        self.proxy.stop(record)
 
 
 def _unused_port(taken: set[int]) -> int:
