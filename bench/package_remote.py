@@ -9,39 +9,15 @@ one file changed; the same three for a local package_code. Results -> bench/RESU
 """
 
 import argparse
-import os
-import shutil
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bench.package_code import WORK, edit_one_file, make_small_tree, timed
 from bench.results import table, update_section
+from bench.servers import ServerProcess
 from packager import package_code
-
-_SERVE = """
-import sys, threading
-from pathlib import Path
-from frontends.service.server import ServerSettings, start
-running = start(ServerSettings(port=0, state_dir=Path(sys.argv[1])))
-print(running.port, flush=True)
-threading.Event().wait()
-"""
-
-
-def _server(scratch: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "BAKERY_CODE_STORE": str(scratch / "server-store")}
-    process = subprocess.Popen(
-        [sys.executable, "-c", _SERVE, str(scratch / "server-state")],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert process.stdout is not None
-    return process, f"grpc://127.0.0.1:{process.stdout.readline().strip()}"
 
 
 def _figures(package: Callable[[], object], root: Path) -> list[float]:
@@ -58,9 +34,8 @@ def main() -> None:
     root = WORK / f"small-{args.small_files}"
     make_small_tree(root, args.small_files)
     scratch = WORK / "package-remote"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    server, url = _server(scratch)
+    server = ServerProcess(scratch, {"BAKERY_CODE_STORE": str(scratch / "server-store")})
+    url = server.url
     options = {"suffixes": [".py"], "max_bytes": 10**10}
     try:
         remote = _figures(
@@ -79,8 +54,7 @@ def main() -> None:
             root,
         )
     finally:
-        server.terminate()
-        server.wait()
+        server.stop()
     rows = [
         [figure, f"{ours * 1000:.0f} ms", f"{theirs * 1000:.0f} ms"]
         for figure, ours, theirs in zip(

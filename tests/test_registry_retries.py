@@ -180,9 +180,9 @@ def test_transient_faults_are_retried_and_the_bake_succeeds(
     bake_env, registry, pushed_debian_base, monkeypatch
 ):
     faults = [
-        Fault("GET", "/manifests/", None),  # loading the base: connection reset
+        Fault("GET", "/manifests/", None),  # the spec's tag lookup: connection reset
         Fault("GET", "/blobs/", None),  # the base's config: connection reset
-        Fault("HEAD", "/manifests/", 503),  # looking the spec's tag up
+        Fault("GET", "/manifests/", 503),  # the next manifest GET (its retry or the base's)
         Fault("HEAD", "/blobs/", 500, times=2),  # is this layer there yet?
         Fault("POST", "mount=", 429, retry_after=2),  # mounting the base layer
         Fault("PUT", "/blobs/uploads/", 500),  # completing an upload
@@ -211,7 +211,7 @@ def test_transient_faults_are_retried_and_the_bake_succeeds(
 
 
 def test_a_registry_that_keeps_failing_is_named_after_bounded_attempts(bake_env, registry):
-    always = Fault("HEAD", "/v2/", 503, times=1000)
+    always = Fault("GET", "/v2/", 503, times=1000)
     with fault_relay(registry, always) as relay, pytest.raises(ImageBakingException) as raised:
         bake_image(pypi={"six": ""}, registry=f"{relay.host}/{registry.fresh_repo('down')}")
 

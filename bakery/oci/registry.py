@@ -25,7 +25,7 @@ import math
 import os
 import ssl
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, overload
 
 import httpx
 
@@ -294,11 +294,26 @@ class RegistryClient:
             )
         return response.status_code == 202
 
-    def _manifest(self, tag_or_digest: str) -> Manifest:
+    def find_manifest(self, tag_or_digest: str) -> Manifest | None:
+        """The manifest a tag points at as stored (an index stays an index), or None if the
+        tag does not exist: one GET where `manifest_digest` + `get_manifest` take two."""
+        return self._manifest(tag_or_digest, missing_ok=True)
+
+    @overload
+    def _manifest(self, tag_or_digest: str) -> Manifest: ...
+    @overload
+    def _manifest(self, tag_or_digest: str, *, missing_ok: bool) -> Manifest | None: ...
+    def _manifest(self, tag_or_digest: str, *, missing_ok: bool = False) -> Manifest | None:
         what = f"fetch manifest {self._at(tag_or_digest)}"
         response = self._send(
-            "GET", f"/manifests/{tag_or_digest}", what, headers={"Accept": ACCEPT_MANIFESTS}
+            "GET",
+            f"/manifests/{tag_or_digest}",
+            what,
+            ok=(200, 404) if missing_ok else (200,),
+            headers={"Accept": ACCEPT_MANIFESTS},
         )
+        if response.status_code == 404:
+            return None
         data = response.content
         if tag_or_digest.startswith("sha256:") and sha256_digest(data) != tag_or_digest:
             raise RegistryError(

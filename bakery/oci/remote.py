@@ -153,11 +153,10 @@ class RegistryPublisher:
         return "uploaded"
 
     def find(self, tag: str) -> Found | None:
-        digest = self.client.manifest_digest(tag)
-        if digest is None:
+        manifest = self.client.find_manifest(tag)
+        if manifest is None:
             return None
-        manifest = self.client.get_manifest(digest, platform=None)
-        return Found(str(self.ref.with_digest(digest)), manifest.json)
+        return Found(str(self.ref.with_digest(manifest.digest)), manifest.json)
 
     def resolve(self, tag: str) -> str:
         digest = self.client.manifest_digest(tag)
