@@ -123,6 +123,7 @@ def test_a_stale_spec_whose_lock_is_unchanged_keeps_its_image(bake_env, registry
 def test_a_pinned_spec_is_never_resolved_again(bake_env, registry):
     target, repo = registry_repo(registry)
     first = bake(BakeRequest(pypi={"six": "==1.17.0"}, registry=target))
+    uploads = registry.uploads(repo)
     lines: list[str] = []
     again = bake_image(pypi={"six": "==1.17.0"}, registry=target, max_age=0, logger=lines.append)
 
@@ -131,6 +132,7 @@ def test_a_pinned_spec_is_never_resolved_again(bake_env, registry):
     assert resolutions(target).get(first.spec_id) is None  # nothing to remember for a pin
     hit = bake(BakeRequest(pypi={"six": "==1.17.0"}, registry=target, max_age=0))
     assert (hit.outcome, hit.refreshed, set(hit.stage_seconds)) == ("hit", False, {"find"})
+    assert registry.uploads(repo) == uploads
 
 
 def test_a_spec_without_a_record_here_is_resolved_once(bake_env, registry, tmp_path, monkeypatch):

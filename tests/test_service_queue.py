@@ -111,9 +111,7 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
 
 
 def test_a_full_queue_is_resource_exhausted_and_builds_nothing(server_repo, registry, tmp_path):
-    running = start(
-        ServerSettings(port=0, state_dir=tmp_path / "state", max_builds=1, max_queue=1)
-    )
+    running = start(ServerSettings(port=0, state_dir=tmp_path / "state", max_builds=1, max_queue=1))
     service, url = running.service, f"grpc://127.0.0.1:{running.port}"
     service.orphan_grace = 0  # a queued build nobody waits for stops at once
     try:

@@ -5,8 +5,8 @@ refused with INVALID_ARGUMENT before any event is sent) and joins the running bu
 identical request (same `wire.fingerprint`, or the same `request_id`) or starts one. Each
 build runs in its own thread once one of `max_builds` slots is free (`slots.BuildSlots`:
 callers take turns; a new build beyond `max_queue` waiting ones is refused with
-RESOURCE_EXHAUSTED, a join never is); its events are kept, so
-every caller, and a `Watch` after a dropped connection, gets all of them in order. The stream
+RESOURCE_EXHAUSTED, a join never is); its events are kept, so every caller, and a `Watch`
+after a dropped connection, gets all of them in order. The stream
 ends with one `result` or `error` event; after an error the call ends with the status of its
 kind (UNAVAILABLE, CANCELLED, ...).
 
