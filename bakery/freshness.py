@@ -85,8 +85,10 @@ class Resolutions:
         if max_age is None or pinned(spec):
             return None
         last = self.get(spec.spec_id)
-        if last is None or last.lock_digest != lock_digest:
+        if last is None:
             return "this machine has no record of when it was resolved"
+        if last.lock_digest != lock_digest:
+            return "its image holds a lock this machine did not record (baked elsewhere)"
         age = time.time() - last.at
         if age < max_age:
             return None
