@@ -10,7 +10,7 @@ its tag written last.
 import contextlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -20,14 +20,17 @@ from bakery.base.model import PythonInfo
 from bakery.base.pin import BasePins
 from bakery.base.source import parse_base
 from bakery.errors import ImageBakingException
+from bakery.freshness import Resolutions
+from bakery.freshness import pinned as is_pinned
 from bakery.image import LOCK_ANNOTATION
 from bakery.oci.cache import BlobCache
 from bakery.request import BakeRequest, request_from_call
-from bakery.targets import open_target
+from bakery.targets import open_target, target_name
 from stagekit.cancel import Cancelled, CancelToken, token_from
 from stagekit.progress import Reporter
 
 if TYPE_CHECKING:
+    from bakery.lock import Lock
     from bakery.oci.model import Image
     from bakery.spec import Spec
 
@@ -50,6 +53,9 @@ class BakeResult:
     outcome: Literal["built", "hit", "joined"]
     stage_seconds: dict[str, float] = field(default_factory=dict)
     bytes_uploaded: int = 0
+    refreshed: bool = False
+    """The spec's image was stale (`max_age`) and the spec was resolved again: outcome hit,
+    the lock was unchanged and the image kept; built, the lock changed and the tag moved."""
 
     @property
     def baked(self) -> BakedImage:
@@ -75,7 +81,11 @@ def bake_image(
     faster, but Docker 20.10 cannot pull it), `progress` (callback (stage, done, total)),
     `events` (callback receiving typed `stagekit.progress` events), `cancel` (a
     `stagekit.cancel.CancelToken`) or `timeout` (seconds): a cancelled bake raises an
-    ImageBakingException of kind cancelled / deadline_exceeded and tags nothing. `service`
+    ImageBakingException of kind cancelled / deadline_exceeded and tags nothing. `max_age`
+    (seconds or a `datetime.timedelta`; default BAKERY_SPEC_MAX_AGE, unset: never): a spec
+    with a requirement that is not an exact `==` pin is resolved again once it was last
+    resolved that long ago; an unchanged lock keeps the image, a changed one is baked and
+    its tag moves (`bakery.freshness`). `service`
     ("grpc://host:port" or "grpcs://host:port", default BAKERY_URL) bakes on a Bakery server
     (`bakery.remote`): there `timeout` (or the token's deadline, default 3600 s) bounds the
     call, and the server's registry receives the image.
@@ -149,12 +159,27 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
         spec = request.spec(base_digest, _target_python(request.python, base_python, pinned))
         cancel.check()
         tag = f"spec-{spec.spec_id}"
-        if not request.force and (found := publisher.find(tag)) is not None:
+        resolutions = Resolutions(cache, target_name(request.target, request.registry))
+        found = None if request.force else publisher.find(tag)
+        relocked: tuple[Lock, float] | None = None
+        if found is not None:
             reporter.info(f"Found baked image {found.reference} for spec {spec.spec_id[:12]}")
-            return _hit(found.reference, found.manifest, spec, time.monotonic() - started)
+            hit = _hit(found.reference, found.manifest, spec, time.monotonic() - started)
+            stale = resolutions.due(spec, hit.lock_digest, request.spec_max_age)
+            if stale is None:
+                return hit
+            reporter.info(f"Resolving spec {spec.spec_id[:12]} again: {stale}")
+            relocked = _lock(spec, cancel)
+            locked, seconds = relocked
+            if locked.digest == hit.lock_digest:
+                resolutions.record(spec.spec_id, locked.digest)
+                reporter.info(f"The lock is unchanged: keeping {hit.image}")
+                stages = {**hit.stage_seconds, "resolve": seconds}
+                return replace(hit, refreshed=True, stage_seconds=stages)
+            reporter.info("The lock changed: baking it; the spec's tag moves to the new image")
         from bakery.build import build_image
 
-        return build_image(
+        result = build_image(
             spec,
             pinned,
             publisher,
@@ -164,7 +189,23 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
             uploads=uploads,
             reporter=reporter,
             cancel=cancel,
+            locked=relocked[0] if relocked else None,
         )
+        if not is_pinned(spec):
+            resolutions.record(spec.spec_id, result.lock_digest)
+        if relocked is None:
+            return result
+        stages = {"resolve": relocked[1], **result.stage_seconds}
+        return replace(result, refreshed=True, stage_seconds=stages)
+
+
+def _lock(spec: "Spec", cancel: CancelToken) -> "tuple[Lock, float]":
+    """The spec locked in its ecosystem, and the seconds that took."""
+    from bakery.ecosystems import ecosystem_for
+
+    clock = time.monotonic()
+    locked = ecosystem_for(spec).lock(spec, cancel)
+    return locked, time.monotonic() - clock
 
 
 def _hit(reference: str, manifest: dict[str, Any], spec: "Spec", seconds: float) -> BakeResult:

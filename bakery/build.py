@@ -18,6 +18,7 @@ from bakery.ecosystems import ecosystem_for
 from bakery.image import assemble
 from bakery.layers.budget import LAYER_BUDGET
 from bakery.layers.model import BuiltLayer
+from bakery.lock import Lock
 from bakery.oci.cache import BlobCache
 from bakery.oci.model import Image
 from bakery.oci.publish import Publisher
@@ -48,9 +49,10 @@ def build_image(
     uploads: Uploads,
     reporter: Reporter,
     cancel: CancelToken,
+    locked: Lock | None = None,
 ) -> BakeResult:
-    """Lock, layer, assemble and publish `spec` on the pinned base (`base`, if the caller
-    loaded it already); the tag goes last."""
+    """Lock (unless the caller has `locked` it already), layer, assemble and publish `spec`
+    on the pinned base (`base`, if the caller loaded it already); the tag goes last."""
     seconds: dict[str, float] = {}
     clock = time.monotonic()
 
@@ -72,12 +74,13 @@ def build_image(
         pusher.push_ahead(base.layers, **_base_push(base, mount_repository, blobs))
         on_built = lambda layer: pusher.push_ahead([layer.oci_layer()])  # noqa: E731
     ecosystem = ecosystem_for(spec)
-    reporter.info(
-        f"Resolving {len(spec.requirements)} requirement(s) for {spec.platform}, "
-        f"Python {spec.python}"
-    )
-    locked = ecosystem.lock(spec, cancel)
-    lap("resolve")
+    if locked is None:
+        reporter.info(
+            f"Resolving {len(spec.requirements)} requirement(s) for {spec.platform}, "
+            f"Python {spec.python}"
+        )
+        locked = ecosystem.lock(spec, cancel)
+        lap("resolve")
     layers = ecosystem.layers(
         spec,
         locked,

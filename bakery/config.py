@@ -48,6 +48,23 @@ def base_tag_ttl() -> float:
         raise ImageBakingException(f"BAKERY_BASE_TTL={raw!r} is not a number of seconds") from None
 
 
+def spec_max_age() -> float | None:
+    """`BAKERY_SPEC_MAX_AGE` (`7d`, `12h`, seconds): how long an unpinned spec's resolution is
+    trusted before a bake re-resolves it; unset: forever (the spec's tag alone decides)."""
+    raw = (os.environ.get("BAKERY_SPEC_MAX_AGE") or "").strip()
+    if not raw:
+        return None
+    from stagekit.durations import parse_duration
+
+    try:
+        return float(parse_duration(raw))
+    except ValueError as exc:
+        raise ImageBakingException(
+            f"BAKERY_SPEC_MAX_AGE: {exc}; set it to how long a resolved spec stays fresh, "
+            "or unset it to never re-resolve"
+        ) from None
+
+
 SOURCE_DATE_EPOCH_LIMIT = 253402300800
 """10000-01-01: RFC 3339 timestamps have four-digit years."""
 

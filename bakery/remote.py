@@ -8,6 +8,7 @@ server accepted the bake re-attaches with Watch (the bake goes on meanwhile). Th
 imported only when a bake runs remotely: it loads grpc.
 """
 
+import math
 import os
 import time
 import uuid
@@ -119,6 +120,9 @@ def request_message(request: BakeRequest) -> bakery_pb2.BakeRequest:
         force=request.force,
         request_id=uuid.uuid4().hex,
     )
+    max_age = request.spec_max_age  # the caller's option or BAKERY_SPEC_MAX_AGE, if given
+    if max_age is not None:
+        message.max_age_seconds = math.ceil(max_age)
     if request.requirements_file is not None:
         message.requirements.CopyFrom(read_requirements_source(Path(request.requirements_file)))
     if request.pyproject_toml is not None:

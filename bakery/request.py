@@ -5,6 +5,8 @@ image, registry or index is touched. The service's `BakeRequest` message maps on
 for field, so a remote bake and a local one go through the same checks.
 """
 
+import datetime
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ OPTIONS = (
     "cancel",
     "timeout",
     "service",
+    "max_age",
 )
 """The keyword options `bake_image` takes beyond the reference's named parameters."""
 
@@ -51,6 +54,9 @@ class BakeRequest:
     force: bool = False
     registry: str | None = None
     target: str | None = None
+    max_age: float | None = None
+    """Seconds after which an unpinned spec is resolved again (0: now); None: the default,
+    BAKERY_SPEC_MAX_AGE (unset: never)."""
 
     def check(self) -> None:
         """Refuse bad input now, with a short ImageBakingException, before any I/O beyond
@@ -64,6 +70,8 @@ class BakeRequest:
             _optional_text(getattr(self, name), name)
         if not isinstance(self.force, bool):
             raise ImageBakingException(f"force must be True or False, not {quoted(self.force)}.")
+        _check_max_age(self.max_age)
+        _ = self.spec_max_age  # a malformed BAKERY_SPEC_MAX_AGE is refused now
         base = self.base_reference
         if base is not None:
             parse_base(base)  # a malformed reference is refused now, not after the spec
@@ -75,6 +83,11 @@ class BakeRequest:
     def base_reference(self) -> str | None:
         """The base image asked for, else BAKERY_BASE_IMAGE; None: the embedded default."""
         return self.base_image if self.base_image is not None else config.base_image()
+
+    @property
+    def spec_max_age(self) -> float | None:
+        """The max age this bake applies: `max_age`, else BAKERY_SPEC_MAX_AGE, else None."""
+        return config.spec_max_age() if self.max_age is None else self.max_age
 
     @property
     def target_platform(self) -> str:
@@ -114,7 +127,24 @@ def request_from_call(arguments: Mapping[str, Any], options: Mapping[str, Any]) 
             )
     named = {key: value for key, value in arguments.items() if key != "logger"}
     chosen = {key: options.get(key) for key in ("platform", "registry", "target", "compression")}
-    return BakeRequest(**named, **chosen, force=options.get("force", False))
+    max_age = options.get("max_age")
+    if isinstance(max_age, datetime.timedelta):
+        max_age = max_age.total_seconds()
+    return BakeRequest(**named, **chosen, force=options.get("force", False), max_age=max_age)
+
+
+def _check_max_age(value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ImageBakingException(
+            f"max_age must be seconds (a number) or a datetime.timedelta, not {quoted(value)}."
+        )
+    if value < 0:
+        raise ImageBakingException(
+            f"max_age is negative ({value:g}); give 0 to re-resolve now, or leave it out (None) "
+            "for the default."
+        )
 
 
 def _optional_text(value: object, name: str) -> None:

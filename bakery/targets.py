@@ -26,8 +26,7 @@ def open_target(
 ) -> Publisher:
     """The publisher for `target` (default: the registry if one is configured, else the
     layout directory); `registry` overrides BAKERY_REGISTRY; `on_step` sees registry pushes."""
-    registry = registry or config.registry()
-    chosen = target or ("registry" if registry else "layout")
+    chosen, registry = _choose(target, registry)
     if chosen == "registry":
         if not registry:
             raise ImageBakingException(
@@ -51,6 +50,25 @@ def open_target(
 
         return DaemonPublisher()
     raise ImageBakingException(f"unknown target {quoted(target)}; use one of {', '.join(TARGETS)}")
+
+
+def _choose(target: str | None, registry: str | None) -> tuple[str, str | None]:
+    """(target name, registry): the registry if one is given or configured, else the layout."""
+    registry = registry or config.registry()
+    return target or ("registry" if registry else "layout"), registry
+
+
+def target_name(target: str | None, registry: str | None) -> str:
+    """Where `open_target(target, registry)` publishes, as one line: `registry host/repo`,
+    `layout DIR` or `daemon HOST`. What records about a target's tags are keyed by."""
+    import os
+
+    chosen, registry = _choose(target, registry)
+    if chosen == "registry":
+        return f"registry {registry}"
+    if chosen == "layout":
+        return f"layout {config.image_layout_dir().resolve()}"
+    return f"{chosen} {os.environ.get('DOCKER_HOST') or 'local'}"
 
 
 def untag(image: str, tag: str) -> bool:

@@ -65,7 +65,15 @@ def write_sources(message: bakery_pb2.BakeRequest, workdir: Path) -> BakeRequest
         cache_name=message.cache_name or None,
         compression=COMPRESSIONS.get(message.compression),
         force=message.force,
+        max_age=max_age(message),
     )
+
+
+def max_age(message: bakery_pb2.BakeRequest) -> float | None:
+    """The request's max age in seconds; None when unset (the server's default applies)."""
+    if not message.HasField("max_age_seconds"):
+        return None
+    return float(message.max_age_seconds)
 
 
 def _write(workdir: Path, path: str, content: str) -> Path:
@@ -83,7 +91,8 @@ def _write(workdir: Path, path: str, content: str) -> Path:
 
 def fingerprint(message: bakery_pb2.BakeRequest) -> str:
     """What makes two requests the same build: every field but `request_id`, file contents
-    included. (The spec id needs the base pinned first; identical requests are identical
+    included; a different `max_age` is another build (joining a hit would not refresh). (The
+    spec id needs the base pinned first; identical requests are identical
     specs, so this key is enough to share one build.)"""
     fields = {
         "pypi": dict(sorted(message.pypi.items())),
@@ -94,6 +103,8 @@ def fingerprint(message: bakery_pb2.BakeRequest) -> str:
         "compression": COMPRESSIONS.get(message.compression) or "gzip",
         "force": message.force,
     }
+    if message.HasField("max_age_seconds"):
+        fields["max_age"] = message.max_age_seconds
     for field in ("requirements", "pyproject"):
         if message.HasField(field):
             source = getattr(message, field)
@@ -148,6 +159,7 @@ def result_value(message: bakery_pb2.BakeResult) -> BakeResult:
         outcome=outcome,  # type: ignore[arg-type]
         stage_seconds=dict(message.stage_seconds),
         bytes_uploaded=message.bytes_uploaded,
+        refreshed=message.refreshed,
     )
 
 

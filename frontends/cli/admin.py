@@ -7,7 +7,6 @@ server over gRPC with an admin token from BAKERY_TOKEN. grpc is imported when a 
 
 import datetime
 import os
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from frontends.cli.output import fail, print_json
+from frontends.cli.params import duration
 
 if TYPE_CHECKING:
     import grpc
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 tokens_app = typer.Typer(help="Tokens for a Bakery server.", no_args_is_help=True)
 cache_app = typer.Typer(help="A Bakery server's image cache.", no_args_is_help=True)
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _T = TypeVar("_T")
 
 ServerOption = Annotated[
@@ -39,12 +38,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 def seconds(text: str | None) -> int:
     """`7d`, `12h`, `30m`, `45s`, `2w` or plain seconds; None or empty: 0 (no bound)."""
-    if not text:
-        return 0
-    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", text)
-    if match is None:
-        raise typer.BadParameter(f"{text!r} is not a duration like 7d, 12h, 30m or 90s")
-    return int(match[1]) * _UNITS[match[2] or "s"]
+    return duration(text) if text else 0
 
 
 def create_token(
@@ -244,13 +238,18 @@ def _warm_items(path: Path, refresh: bool) -> list[tuple[str, Any]]:
 def cache_warm(
     file: Annotated[Path, typer.Argument(help="A YAML list of specs.")],
     refresh: Annotated[
-        bool, typer.Option(help="Rebake every spec even if its image exists.")
+        bool,
+        typer.Option(
+            help="Resolve every unpinned spec again now: a changed lock is baked (its tag "
+            "moves), an unchanged one keeps its image."
+        ),
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds the whole warm may take.")] = 3600,
     server: ServerOption = "",
 ) -> None:
     """Bake every spec of FILE on the server, on each of its platforms and Pythons; print
-    built / hit / failed per bake; exit 1 if any failed.
+    built / hit / failed per bake (and "resolved again" where --refresh or the spec's age
+    made the server resolve it again); exit 1 if any failed.
 
     FILE is a YAML list; each spec has one of `pypi: {flask: ">=2"}`, `requirements: FILE`
     or `pyproject: FILE` (paths relative to FILE; `-r` includes are not sent yet), and
@@ -277,7 +276,8 @@ def cache_warm(
                     continue
                 outcome = bakery_pb2.Outcome.Name(answer.result.outcome)
                 outcome = outcome.removeprefix("OUTCOME_").lower()
-                typer.echo(f"{outcome:<7} {label}  {answer.platform}  {answer.result.image}")
+                again = "  (resolved again)" if answer.result.refreshed else ""
+                typer.echo(f"{outcome:<7} {label}  {answer.platform}  {answer.result.image}{again}")
         except grpc.RpcError as error:
             fail(_explain(error))
     if failed:

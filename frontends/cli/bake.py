@@ -8,6 +8,7 @@ import typer
 
 from bakery.errors import ImageBakingException, quoted
 from frontends.cli.output import console, fail, log_line, print_json, stage_bars
+from frontends.cli.params import duration
 
 base_app = typer.Typer(help="Base images: build the embedded default.", no_args_is_help=True)
 
@@ -61,6 +62,13 @@ def bake(
     ] = None,
     cache_name: Annotated[str | None, typer.Option(help="Namespace for the image cache.")] = None,
     force: Annotated[bool, typer.Option(help="Rebake even if the image exists.")] = False,
+    max_age: Annotated[
+        str | None,
+        typer.Option(
+            help="Resolve an unpinned spec again once it was resolved this long ago (7d, "
+            "12h, 0: now); an unchanged lock keeps the image. Default BAKERY_SPEC_MAX_AGE."
+        ),
+    ] = None,
     compression: Annotated[
         str, typer.Option(help="Layer compression: gzip (default) or zstd.")
     ] = "gzip",
@@ -87,6 +95,7 @@ def bake(
                 registry=registry,
                 target=target,
                 force=force,
+                max_age=None if max_age is None else duration(max_age, "--max-age"),
                 compression=compression,
                 events=bars,
                 service=server,

@@ -4,6 +4,8 @@ from typing import Annotated
 
 import typer
 
+from frontends.service.slots import DEFAULT_MAX_QUEUE
+
 
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -12,6 +14,14 @@ def serve(
         int | None,
         typer.Option(min=1, help="Bakes that run at once (default: the number of cores)."),
     ] = None,
+    max_queue: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Bakes that may wait for a build slot; beyond that a new bake is refused "
+            "(RESOURCE_EXHAUSTED: retry later).",
+        ),
+    ] = DEFAULT_MAX_QUEUE,
     grace: Annotated[
         float, typer.Option(min=0, help="Seconds running bakes get to finish on shutdown.")
     ] = 30.0,
@@ -27,7 +37,8 @@ def serve(
 
     try:
         builds = max_builds or os.cpu_count() or 1
-        running = start(ServerSettings(host=host, port=port, max_builds=builds))
+        settings = ServerSettings(host=host, port=port, max_builds=builds, max_queue=max_queue)
+        running = start(settings)
     except RuntimeError as error:  # grpc's "Failed to bind to address ..."
         fail(f"cannot listen on {host}:{port} ({error}); pick a free --port or stop what uses it")
     typer.echo(f"bakery serve: listening on {host}:{running.port}", err=True)

@@ -83,8 +83,9 @@ class AdminService(bakery_pb2_grpc.AdminServicer):
         self, request_iterator: Iterator[bakery_pb2.WarmItem], context: grpc.ServicerContext
     ) -> Iterator[bakery_pb2.WarmResult]:
         """Bake every item on each of its platforms, at most `max_builds` at once; results
-        stream back as bakes finish. `refresh` re-resolves the spec: for now that is a forced
-        rebake (a new lock equal to the old one still rebuilds; the tag moves to it)."""
+        stream back as bakes finish. `refresh` re-resolves every unpinned spec now (max age
+        0): an unchanged lock keeps its image (a hit, `refreshed`), a changed one is baked
+        and its tag moves."""
         cancel = CancelToken()
         context.add_callback(lambda: cancel.cancel("the Warm call ended"))
         with tempfile.TemporaryDirectory(prefix="bakery-warm-") as scratch:
@@ -115,7 +116,7 @@ class AdminService(bakery_pb2_grpc.AdminServicer):
             request = replace(
                 request,
                 platform=platform or request.platform,
-                force=request.force or item.refresh,
+                max_age=0.0 if item.refresh else request.max_age,
             )
             answer.platform = request.target_platform
             request.check()

@@ -6,6 +6,10 @@ by the interceptor itself, so the servicer never sees it and nothing is done.
 
 With no token created yet, every call is allowed, which is only safe on loopback: `check_bind`
 refuses any other address until a token exists (`bakery tokens create`).
+
+A call let through reaches the servicer with its caller (the token's name) attached to its
+context, so the build queue can take turns between callers without checking the token again:
+`caller_of(context)`; ANONYMOUS when the server runs without tokens.
 """
 
 import ipaddress
@@ -15,7 +19,8 @@ from typing import Any
 
 import grpc
 
-from frontends.service.state import ServiceIndex
+from frontends.service.slots import ANONYMOUS
+from frontends.service.state import ServiceIndex, Token
 
 log = logging.getLogger("bakery.service")
 
@@ -77,6 +82,42 @@ def _refusal(
     return grpc.unary_unary_rpc_method_handler(refuse)
 
 
+class _CallerContext:
+    """A call's context that also says who made the call; everything else is the context's."""
+
+    def __init__(self, context: grpc.ServicerContext, caller: str) -> None:
+        self._context = context
+        self.bakery_caller = caller
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+def caller_of(context: grpc.ServicerContext) -> str:
+    """Who made this call: the name of the token `TokenCheck` let through; ANONYMOUS for a
+    server without tokens."""
+    return getattr(context, "bakery_caller", ANONYMOUS)
+
+
+def _with_caller(handler: grpc.RpcMethodHandler, caller: str) -> grpc.RpcMethodHandler:
+    """`handler`, its servicer method seeing a context that names `caller`."""
+
+    def wrap(behavior: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        return lambda request, context: behavior(request, _CallerContext(context, caller))
+
+    codecs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream), **codecs)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary), **codecs)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream), **codecs)
+    return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary), **codecs)
+
+
 class TokenCheck(grpc.ServerInterceptor):
     """Reads `authorization: Bearer <token>` and the token's scope from the index."""
 
@@ -92,14 +133,15 @@ class TokenCheck(grpc.ServerInterceptor):
         method: str = details.method
         if handler is None or method.startswith(OPEN_SERVICES) or not self.index.has_tokens():
             return handler
-        refusal = self._refusal(method, dict(details.invocation_metadata or ()))
-        if refusal is None:
-            return handler
-        return _refusal(*refusal, like=handler)
+        checked = self._check(method, dict(details.invocation_metadata or ()))
+        if isinstance(checked, Token):
+            return _with_caller(handler, checked.name)
+        return _refusal(*checked, like=handler)
 
-    def _refusal(
+    def _check(
         self, method: str, metadata: dict[str, str | bytes]
-    ) -> tuple[grpc.StatusCode, str] | None:
+    ) -> Token | tuple[grpc.StatusCode, str]:
+        """The caller's token if it may call `method`, else the refusal's status and why."""
         header = metadata.get("authorization")
         scheme, _, secret = str(header or "").partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
@@ -112,7 +154,7 @@ class TokenCheck(grpc.ServerInterceptor):
         if token is None:
             return grpc.StatusCode.UNAUTHENTICATED, "the token is not known to this server"
         if token.scope == "admin" or method.startswith(BAKE_SERVICES):
-            return None
+            return token
         return (
             grpc.StatusCode.PERMISSION_DENIED,
             f"token {token.name!r} has scope {token.scope!r}; {method} needs an admin token",

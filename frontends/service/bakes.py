@@ -3,8 +3,10 @@
 A Bake writes the request's files into a private directory, checks the request (bad input is
 refused with INVALID_ARGUMENT before any event is sent) and joins the running build of an
 identical request (same `wire.fingerprint`, or the same `request_id`) or starts one. Each
-build runs in its own thread once one of `max_builds` slots is free; its events are kept, so
-every caller, and a `Watch` after a dropped connection, gets all of them in order. The stream
+build runs in its own thread once one of `max_builds` slots is free (`slots.BuildSlots`:
+callers take turns; a new build beyond `max_queue` waiting ones is refused with
+RESOURCE_EXHAUSTED, a join never is); its events are kept, so every caller, and a `Watch`
+after a dropped connection, gets all of them in order. The stream
 ends with one `result` or `error` event; after an error the call ends with the status of its
 kind (UNAVAILABLE, CANCELLED, ...).
 
@@ -29,6 +31,8 @@ from bakery import wire
 from bakery.bake import bake
 from bakery.errors import ImageBakingException
 from bakery.request import BakeRequest
+from frontends.service.auth import caller_of
+from frontends.service.slots import ANONYMOUS, DEFAULT_MAX_QUEUE, BuildSlots, QueueFull
 from frontends.service.state import ServiceIndex, image_size
 from stagekit.api.bakery.v1 import bakery_pb2
 from stagekit.api.calls import status_of
@@ -45,10 +49,14 @@ KEEP_FINISHED = 200
 class Build:
     """One build and the events it produced so far; callers follow it from any position."""
 
-    def __init__(self, key: str, request_id: str) -> None:
+    def __init__(self, key: str, request_id: str, caller: str = ANONYMOUS) -> None:
         self.id = uuid.uuid4().hex
         self.key = key
         self.request_id = request_id
+        self.caller = caller
+        """Who started it (a token's name): the queue takes turns between callers."""
+        self.started_at: float | None = None
+        """`time.monotonic()` when it got its slot; None while queued."""
         self.cancel = CancelToken()
         self.watchers = 0
         self.events: list[bakery_pb2.BakeEvent] = []
@@ -79,44 +87,16 @@ class Build:
             return self.events[start:], self.done
 
 
-class BuildSlots:
-    """At most `limit` builds at once; the others wait in order and hear their position."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.running = 0
-        self.waiting: list[Build] = []
-        self._changed = threading.Condition()
-
-    def acquire(self, build: Build) -> None:
-        """Wait for a slot; `Cancelled` if the build's token fires first."""
-        with self._changed:
-            self.waiting.append(build)
-            try:
-                while not (self.running < self.limit and self.waiting[0] is build):
-                    self._announce()
-                    build.cancel.check()
-                    self._changed.wait(0.5)
-            finally:
-                self.waiting.remove(build)
-                self._changed.notify_all()
-            self.running += 1
-
-    def release(self) -> None:
-        with self._changed:
-            self.running -= 1
-            self._changed.notify_all()
-
-    def _announce(self) -> None:
-        for position, waiting in enumerate(self.waiting, start=1):
-            waiting.queued(position)
-
-
 class BakeRpcs:
-    """Bake and Watch; `max_builds` bounds the bakes that run at once."""
+    """Bake and Watch; `max_builds` bounds the bakes that run at once, `max_queue` those
+    that wait for a slot."""
 
     def __init__(
-        self, max_builds: int, index: ServiceIndex | None = None, orphan_grace: float = 10.0
+        self,
+        max_builds: int,
+        index: ServiceIndex | None = None,
+        orphan_grace: float = 10.0,
+        max_queue: int = DEFAULT_MAX_QUEUE,
     ) -> None:
         self.max_builds = max_builds
         self.index = index
@@ -125,7 +105,7 @@ class BakeRpcs:
         self.builds_started = 0
         """Builds this server started (joined requests do not count): what tests and
         metrics read."""
-        self.slots = BuildSlots(max_builds)
+        self.slots = BuildSlots(max_builds, max_queue)
         self.builds: OrderedDict[str, Build] = OrderedDict()
         """Running and recent builds by id: what Watch finds."""
         self._lock = threading.Lock()
@@ -142,7 +122,11 @@ class BakeRpcs:
         except ImageBakingException as exc:
             shutil.rmtree(workdir)
             context.abort(status_of(exc.kind), _scrub(exc.message, workdir))
-        build, started = self._attach(request, baked, workdir, context)
+        try:
+            build, started = self._attach(request, baked, workdir, context)
+        except QueueFull as exc:
+            shutil.rmtree(workdir)
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         if not started:
             shutil.rmtree(workdir)
         yield bakery_pb2.BakeEvent(accepted=bakery_pb2.Accepted(build_id=build.id))
@@ -181,14 +165,16 @@ class BakeRpcs:
         workdir: Path,
         context: grpc.ServicerContext,
     ) -> tuple[Build, bool]:
-        """The running build this request joins, or a new one; True if it started one."""
+        """The running build this request joins, or a new one; True if it started one.
+        `QueueFull` when a new one would have to wait behind `max_queue` others."""
         key = wire.fingerprint(message)
         with self._lock:
             build = self._by_request.get(message.request_id) if message.request_id else None
             build = build or self._running.get(key)
             started = build is None
             if build is None:
-                build = Build(key, message.request_id)
+                build = Build(key, message.request_id, caller_of(context))
+                self.slots.enter(build, build.caller)
                 self._running[key] = build
                 if message.request_id:
                     self._by_request[message.request_id] = build
@@ -256,10 +242,10 @@ class BakeRpcs:
     ) -> bakery_pb2.BakeEvent:
         """The build's last event: its result or its error."""
         try:
-            self.slots.acquire(build)
+            self.slots.acquire(build, build.caller)
         except Cancelled as exc:
             return wire.error_message(exc.kind, f"The bake stopped while queued: {exc.message}.")
-        started = time.monotonic()
+        started = build.started_at = time.monotonic()
         try:
             result = bake(request, reporter=reporter, cancel=build.cancel)
         except ImageBakingException as exc:

@@ -16,6 +16,7 @@ from frontends.service.admin import AdminService, Load
 from frontends.service.auth import TokenCheck, check_bind
 from frontends.service.bakes import BakeRpcs
 from frontends.service.packages import PackageRpcs
+from frontends.service.slots import DEFAULT_MAX_QUEUE
 from frontends.service.state import INDEX_FILE, ServiceIndex, SqliteIndex
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from stagekit.api.calls import MAX_MESSAGE_BYTES
@@ -34,6 +35,8 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 50051
     max_builds: int = 2
+    max_queue: int = DEFAULT_MAX_QUEUE
+    """Bakes that may wait for a build slot; a new one beyond that is RESOURCE_EXHAUSTED."""
     workers: int = 64
     """Threads answering RPCs: each streaming Bake holds one while its client listens."""
     state_dir: Path = field(default_factory=lambda: data_dir() / "service")
@@ -46,7 +49,7 @@ class BakeryService(BakeRpcs, PackageRpcs, bakery_pb2_grpc.BakeryServicer):
     UploadContents)."""
 
     def __init__(self, settings: ServerSettings, index: ServiceIndex) -> None:
-        BakeRpcs.__init__(self, settings.max_builds, index)
+        BakeRpcs.__init__(self, settings.max_builds, index, max_queue=settings.max_queue)
         PackageRpcs.__init__(self, settings.state_dir / "contents")
 
 

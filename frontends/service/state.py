@@ -99,7 +99,8 @@ class ServiceIndex(Protocol):
         ...
 
     def outcomes(self) -> dict[str, int]:
-        """Bakes in the history by outcome (built, hit, joined, failed)."""
+        """Bakes in the history by outcome (built, hit, joined, failed), and `retagged`: the
+        hits among them that resolved a stale spec again to the same lock."""
         ...
 
     def create_token(self, name: str, scope: Scope) -> str:
@@ -141,6 +142,8 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX history_outcome ON history (outcome);
     """,
+    # 2: a stale spec resolved again (BakeResult.refreshed); a refreshed hit was re-tagged
+    "ALTER TABLE history ADD COLUMN refreshed INTEGER NOT NULL DEFAULT 0",
 )
 """Schema version N is the first N scripts; `PRAGMA user_version` says which one a file has.
 Append a script to change the schema; never edit one that shipped."""
@@ -236,7 +239,7 @@ class SqliteIndex:
                 """,
                 (result.spec_id, result.image, platform, size or 0, now, now, hit),
             )
-            self._history(db, fingerprint, result.outcome, seconds, now)
+            self._history(db, fingerprint, result.outcome, seconds, now, result.refreshed)
 
     def record_failure(self, fingerprint: str, seconds: float) -> None:
         with self._write() as db:
@@ -250,10 +253,18 @@ class SqliteIndex:
             )
 
     @staticmethod
-    def _history(db: sqlite3.Connection, fingerprint: str, outcome: str, seconds: float, at: int):
+    def _history(
+        db: sqlite3.Connection,
+        fingerprint: str,
+        outcome: str,
+        seconds: float,
+        at: int,
+        refreshed: bool = False,
+    ) -> None:
         db.execute(
-            "INSERT INTO history (fingerprint, outcome, seconds, at) VALUES (?, ?, ?, ?)",
-            (fingerprint, outcome, seconds, at),
+            "INSERT INTO history (fingerprint, outcome, seconds, at, refreshed) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (fingerprint, outcome, seconds, at, int(refreshed)),
         )
 
     def entries(self) -> list[CacheRow]:
@@ -282,7 +293,10 @@ class SqliteIndex:
 
     def outcomes(self) -> dict[str, int]:
         query = "SELECT outcome, COUNT(*) FROM history GROUP BY outcome"
-        return dict(self._connection().execute(query).fetchall())
+        counts = dict(self._connection().execute(query).fetchall())
+        query = "SELECT COUNT(*) FROM history WHERE outcome = 'hit' AND refreshed = 1"
+        retagged = self._connection().execute(query).fetchone()[0]
+        return counts | ({"retagged": retagged} if retagged else {})
 
     # -- tokens --------------------------------------------------------------------------
 

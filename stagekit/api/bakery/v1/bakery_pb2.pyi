@@ -155,7 +155,7 @@ class LogLine(_message.Message):
     def __init__(self, message: _Optional[str] = ..., warning: _Optional[bool] = ...) -> None: ...
 
 class BakeResult(_message.Message):
-    __slots__ = ("image", "python_path", "spec_id", "lock_digest", "outcome", "stage_seconds", "bytes_uploaded")
+    __slots__ = ("image", "python_path", "spec_id", "lock_digest", "outcome", "stage_seconds", "bytes_uploaded", "refreshed")
     class StageSecondsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +170,7 @@ class BakeResult(_message.Message):
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     STAGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     BYTES_UPLOADED_FIELD_NUMBER: _ClassVar[int]
+    REFRESHED_FIELD_NUMBER: _ClassVar[int]
     image: str
     python_path: str
     spec_id: str
@@ -177,7 +178,8 @@ class BakeResult(_message.Message):
     outcome: Outcome
     stage_seconds: _containers.ScalarMap[str, float]
     bytes_uploaded: int
-    def __init__(self, image: _Optional[str] = ..., python_path: _Optional[str] = ..., spec_id: _Optional[str] = ..., lock_digest: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., stage_seconds: _Optional[_Mapping[str, float]] = ..., bytes_uploaded: _Optional[int] = ...) -> None: ...
+    refreshed: bool
+    def __init__(self, image: _Optional[str] = ..., python_path: _Optional[str] = ..., spec_id: _Optional[str] = ..., lock_digest: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., stage_seconds: _Optional[_Mapping[str, float]] = ..., bytes_uploaded: _Optional[int] = ..., refreshed: _Optional[bool] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("kind", "message")
