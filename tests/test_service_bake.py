@@ -343,7 +343,11 @@ def test_serve_on_a_busy_port_says_so(tmp_path):
         port = busy.getsockname()[1]
         bakery = str(Path(sys.executable).parent / "bakery")
         refused = subprocess.run(
-            [bakery, "serve", "--port", str(port)], capture_output=True, text=True, timeout=60
+            [bakery, "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "BAKERY_DATA_DIR": str(tmp_path)},  # not this machine's index
         )
     assert refused.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr

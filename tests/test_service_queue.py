@@ -137,7 +137,7 @@ def test_a_full_queue_is_resource_exhausted_and_builds_nothing(server_repo, regi
             joining.cancel()
             build = service.builds[accepted.accepted.build_id]
             wait_until(lambda: build.done, "the queued bake to stop")
-            assert build.started_at is None  # it never got a slot
+            assert build.started is None  # it never got a slot
             assert "stopped while queued" in build.events[-1].error.message
     finally:
         running.stop(grace=1)
@@ -185,7 +185,7 @@ def test_the_queue_takes_turns_between_tokens(server_repo, registry, tmp_path):
     for index_, got in events.items():
         assert kinds(got)[-1] == "result", (index_, got[-1])
         assert got[-1].result.outcome == bakery_pb2.OUTCOME_BUILT
-    started = sorted(range(len(builds)), key=lambda i: builds[i].started_at)
+    started = sorted(range(len(builds)), key=lambda i: builds[i].started)
     assert started == [0, 3, 1, 2]  # B's bake started before A's second and third
     b_positions = [e.queued.position for e in builds[3].events if e.HasField("queued")]
     assert b_positions == [2, 1]

@@ -48,6 +48,7 @@ def test_bake_imports_the_build_pipeline_only_when_it_builds():
 )
 def test_package_imports_load_no_stage_until_used(statement):
     heavy = ["docker", "kubernetes", "boto3", "httpx", "pydantic", "rich", "bakery.bake", "grpc"]
+    heavy += ["fastapi", "uvicorn", "starlette", "prometheus_client"]  # the server's HTTP side
     assert (
         _imported_after(statement, [*heavy, "deployer.orchestration.app", "packager.package"]) == []
     )

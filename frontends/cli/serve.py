@@ -25,6 +25,13 @@ def serve(
     grace: Annotated[
         float, typer.Option(min=0, help="Seconds running bakes get to finish on shutdown.")
     ] = 30.0,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also serve HTTP on this port (0: any free one): /healthz, /readyz, /metrics, "
+            "the status page at /, and Fast Bakery's POST /api/v1/bake."
+        ),
+    ] = None,
 ) -> None:
     """Serve bakes (and the rest of the Bakery API) over gRPC. Images go to the server's
     BAKERY_REGISTRY; clients set BAKERY_URL=grpc://HOST:PORT."""
@@ -35,13 +42,22 @@ def serve(
     from frontends.cli.output import fail
     from frontends.service.server import ServerSettings, start
 
+    builds = max_builds or os.cpu_count() or 1
+    settings = ServerSettings(
+        host=host, port=port, max_builds=builds, max_queue=max_queue, http_port=http_port
+    )
     try:
-        builds = max_builds or os.cpu_count() or 1
-        settings = ServerSettings(host=host, port=port, max_builds=builds, max_queue=max_queue)
         running = start(settings)
     except RuntimeError as error:  # grpc's "Failed to bind to address ..."
         fail(f"cannot listen on {host}:{port} ({error}); pick a free --port or stop what uses it")
+    except OSError as error:  # the HTTP port's bind
+        fail(
+            f"cannot listen on {host}:{http_port} for HTTP ({error}); pick a free --http-port "
+            "or stop what uses it"
+        )
     typer.echo(f"bakery serve: listening on {host}:{running.port}", err=True)
+    if running.http_port is not None:
+        typer.echo(f"bakery serve: HTTP on http://{host}:{running.http_port}/", err=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

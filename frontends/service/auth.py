@@ -93,7 +93,7 @@ class _CallerContext:
         return getattr(self._context, name)
 
 
-def caller_of(context: grpc.ServicerContext) -> str:
+def caller_of(context: object) -> str:
     """Who made this call: the name of the token `TokenCheck` let through; ANONYMOUS for a
     server without tokens."""
     return getattr(context, "bakery_caller", ANONYMOUS)

@@ -1,12 +1,14 @@
 """The bake RPCs: Bake and Watch, one build per distinct request however many callers wait.
 
-A Bake writes the request's files into a private directory, checks the request (bad input is
-refused with INVALID_ARGUMENT before any event is sent) and joins the running build of an
-identical request (same `wire.fingerprint`, or the same `request_id`) or starts one. Each
+Both front doors submit here: the gRPC Bake and the Fast Bakery HTTP endpoint (fastbakery.py)
+call `submit` with their caller (a gRPC context, or an HTTP request as a `Caller`). A request's
+files are written into a private directory, the request is checked (bad input is refused
+before any event: INVALID_ARGUMENT on gRPC) and joins the running build of an identical
+request (same `wire.fingerprint`, or the same `request_id`) or starts one. Each
 build runs in its own thread once one of `max_builds` slots is free (`slots.BuildSlots`:
-callers take turns; a new build beyond `max_queue` waiting ones is refused with
-RESOURCE_EXHAUSTED, a join never is); its events are kept, so every caller, and a `Watch`
-after a dropped connection, gets all of them in order. The stream
+callers take turns; a new build beyond `max_queue` waiting ones is refused with `QueueFull`,
+RESOURCE_EXHAUSTED on gRPC, a join never is); its events are kept, so every caller, and a
+`Watch` after a dropped connection, gets all of them in order. The stream
 ends with one `result` or `error` event; after an error the call ends with the status of its
 kind (UNAVAILABLE, CANCELLED, ...).
 
@@ -22,8 +24,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 
@@ -32,6 +35,7 @@ from bakery.bake import bake
 from bakery.errors import ImageBakingException
 from bakery.request import BakeRequest
 from frontends.service.auth import caller_of
+from frontends.service.metrics import ServiceMetrics
 from frontends.service.slots import ANONYMOUS, DEFAULT_MAX_QUEUE, BuildSlots, QueueFull
 from frontends.service.state import ServiceIndex, image_size
 from stagekit.api.bakery.v1 import bakery_pb2
@@ -46,17 +50,40 @@ KEEP_FINISHED = 200
 """Finished builds whose events Watch can still replay."""
 
 
+class Caller(Protocol):
+    """Someone waiting for a build: a gRPC call's context is one; http.py makes one of an
+    HTTP request. The build is cancelled once no caller waits (see `_left`)."""
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        """Run `callback` when the caller goes away; False if it has gone already."""
+        ...
+
+    def time_remaining(self) -> float | None:
+        """Seconds left before the caller's deadline; None: it has none."""
+        ...
+
+    def is_active(self) -> bool:
+        """Whether the caller still listens."""
+        ...
+
+
 class Build:
     """One build and the events it produced so far; callers follow it from any position."""
 
-    def __init__(self, key: str, request_id: str, caller: str = ANONYMOUS) -> None:
+    def __init__(
+        self, key: str, request_id: str, summary: str = "", caller: str = ANONYMOUS
+    ) -> None:
         self.id = uuid.uuid4().hex
         self.key = key
         self.request_id = request_id
         self.caller = caller
         """Who started it (a token's name): the queue takes turns between callers."""
-        self.started_at: float | None = None
-        """`time.monotonic()` when it got its slot; None while queued."""
+        self.summary = summary
+        """What is baked, in a line (for the status page)."""
+        self.created = time.time()
+        self.started: float | None = None
+        """When it got a build slot (Unix seconds); None while queued."""
+        self.finished: float | None = None
         self.cancel = CancelToken()
         self.watchers = 0
         self.events: list[bakery_pb2.BakeEvent] = []
@@ -72,6 +99,8 @@ class Build:
                 return
             self.events.append(event)
             self.done = last
+            if last:
+                self.finished = time.time()
             self._changed.notify_all()
 
     def queued(self, position: int) -> None:
@@ -96,11 +125,13 @@ class BakeRpcs:
         max_builds: int,
         index: ServiceIndex | None = None,
         orphan_grace: float = 10.0,
+        metrics: ServiceMetrics | None = None,
         max_queue: int = DEFAULT_MAX_QUEUE,
     ) -> None:
         self.max_builds = max_builds
         self.index = index
         """Where finished bakes are recorded (what ListCache, Prune and Stats read)."""
+        self.metrics = metrics or ServiceMetrics()
         self.orphan_grace = orphan_grace
         self.builds_started = 0
         """Builds this server started (joined requests do not count): what tests and
@@ -111,24 +142,37 @@ class BakeRpcs:
         self._lock = threading.Lock()
         self._running: dict[str, Build] = {}
         self._by_request: dict[str, Build] = {}
+        self.metrics.track_load(lambda: len(self.slots.waiting), lambda: self.slots.running)
+
+    def submit(self, message: bakery_pb2.BakeRequest, caller: Caller) -> tuple[Build, bool]:
+        """The build `caller` now waits for: the running one of an identical request, or a new
+        one (True). Bad input raises ImageBakingException before anything is started;
+        `QueueFull` when a new build would wait behind `max_queue` others."""
+        workdir = Path(tempfile.mkdtemp(prefix="bakery-request-")).resolve()
+        try:
+            baked = wire.write_sources(message, workdir)
+            baked.check()
+        except ImageBakingException as exc:
+            shutil.rmtree(workdir)
+            raise ImageBakingException(_scrub(exc.message, workdir), kind=exc.kind) from None
+        try:
+            build, started = self._attach(message, baked, workdir, caller)
+        except QueueFull:
+            shutil.rmtree(workdir)
+            raise
+        if not started:
+            shutil.rmtree(workdir)
+        return build, started
 
     def Bake(
         self, request: bakery_pb2.BakeRequest, context: grpc.ServicerContext
     ) -> Iterator[bakery_pb2.BakeEvent]:
-        workdir = Path(tempfile.mkdtemp(prefix="bakery-request-")).resolve()
         try:
-            baked = wire.write_sources(request, workdir)
-            baked.check()
+            build, started = self.submit(request, context)
         except ImageBakingException as exc:
-            shutil.rmtree(workdir)
-            context.abort(status_of(exc.kind), _scrub(exc.message, workdir))
-        try:
-            build, started = self._attach(request, baked, workdir, context)
+            context.abort(status_of(exc.kind), exc.message)
         except QueueFull as exc:
-            shutil.rmtree(workdir)
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        if not started:
-            shutil.rmtree(workdir)
         yield bakery_pb2.BakeEvent(accepted=bakery_pb2.Accepted(build_id=build.id))
         yield from self._follow(build, context, joined=not started)
 
@@ -148,6 +192,21 @@ class BakeRpcs:
             return
         yield from self._follow(build, context, joined=False)
 
+    def known_builds(self) -> list[Build]:
+        """The running, queued and recent builds, oldest first (what the status page shows)."""
+        with self._lock:
+            return list(self.builds.values())
+
+    def finish_builds(self, wait: float) -> None:
+        """Give the unfinished builds up to `wait` seconds to end on their own (a graceful
+        shutdown's grace: HTTP callers have no gRPC call the server would wait for)."""
+        deadline = time.monotonic() + wait
+        with self._lock:
+            builds = list(self._running.values())
+        for build in builds:
+            if build.thread is not None:
+                build.thread.join(max(0.0, deadline - time.monotonic()))
+
     def stop_builds(self, wait: float = 10.0) -> None:
         """Cancel every unfinished build (the server is stopping) and wait for them to stop."""
         with self._lock:
@@ -163,17 +222,16 @@ class BakeRpcs:
         message: bakery_pb2.BakeRequest,
         request: BakeRequest,
         workdir: Path,
-        context: grpc.ServicerContext,
+        caller: Caller,
     ) -> tuple[Build, bool]:
-        """The running build this request joins, or a new one; True if it started one.
-        `QueueFull` when a new one would have to wait behind `max_queue` others."""
+        """The running build this request joins, or a new one; True if it started one."""
         key = wire.fingerprint(message)
         with self._lock:
             build = self._by_request.get(message.request_id) if message.request_id else None
             build = build or self._running.get(key)
             started = build is None
             if build is None:
-                build = Build(key, message.request_id, caller_of(context))
+                build = Build(key, message.request_id, describe(message), caller_of(caller))
                 self.slots.enter(build, build.caller)
                 self._running[key] = build
                 if message.request_id:
@@ -184,7 +242,7 @@ class BakeRpcs:
                     target=self._run, args=(build, request, workdir), name=f"bake-{build.id[:8]}"
                 )
                 build.thread.start()
-            self._watch(build, context)
+            self._watch(build, caller)
         return build, started
 
     def _remember(self, build: Build) -> None:
@@ -195,13 +253,13 @@ class BakeRpcs:
                 break
             del self.builds[oldest.id]
 
-    def _watch(self, build: Build, context: grpc.ServicerContext) -> None:
+    def _watch(self, build: Build, caller: Caller) -> None:
         """Count a caller waiting for `build` until its call ends (under self._lock)."""
         build.watchers += 1
-        if not context.add_callback(lambda: self._left(build, context)):
+        if not caller.add_callback(lambda: self._left(build, caller)):
             build.watchers -= 1
 
-    def _left(self, build: Build, context: grpc.ServicerContext) -> None:
+    def _left(self, build: Build, caller: Caller) -> None:
         with self._lock:
             build.watchers -= 1
             if build.watchers > 0 or build.done:
@@ -209,7 +267,7 @@ class BakeRpcs:
         # A caller re-attaches within its own deadline or not at all, so a caller whose
         # deadline passes within the grace (or has passed: a client's own deadline may reach
         # the server as a cancellation just before the server's) is not waited for.
-        remaining = context.time_remaining()
+        remaining = caller.time_remaining()
         if remaining is not None and remaining < self.orphan_grace:
             reason = "the caller's deadline passed and no other caller waits for it"
             wait = max(0.0, remaining)
@@ -244,21 +302,26 @@ class BakeRpcs:
         try:
             self.slots.acquire(build, build.caller)
         except Cancelled as exc:
+            self.metrics.bake_failed()
             return wire.error_message(exc.kind, f"The bake stopped while queued: {exc.message}.")
-        started = build.started_at = time.monotonic()
+        build.started = time.time()
+        started = time.monotonic()
         try:
             result = bake(request, reporter=reporter, cancel=build.cancel)
         except ImageBakingException as exc:
+            self.metrics.bake_failed()
             if self.index is not None:
                 self.index.record_failure(build.key, time.monotonic() - started)
             return wire.error_message(exc.kind, _scrub(exc.message, workdir))
         except Exception as exc:  # a bug: the caller gets a typed error, the log the trace
+            self.metrics.bake_failed()
             log.exception("build %s failed", build.id)
             return wire.error_message(
                 ErrorKind.INTERNAL, f"the server failed: {type(exc).__name__}: {exc}"
             )
         finally:
             self.slots.release()
+        self.metrics.bake_finished(result)
         if self.index is not None:
             size = image_size(result.image) if result.outcome == "built" else None
             seconds = time.monotonic() - started
@@ -266,6 +329,17 @@ class BakeRpcs:
                 result, request.target_platform, size=size, fingerprint=build.key, seconds=seconds
             )
         return wire.result_message(result)
+
+    def last_event(self, build: Build, *, joined: bool) -> bakery_pb2.BakeEvent:
+        """A finished `build`'s last event as one caller gets it: a caller that joined the
+        build gets its result as `joined` (counted as such, and as a use of the image)."""
+        event = build.events[-1]
+        if joined and event.HasField("result"):
+            event = _joined(event)
+            self.metrics.bake_joined()
+            if self.index is not None:
+                self.index.record_hit(event.result.spec_id)
+        return event
 
     def _follow(
         self, build: Build, context: grpc.ServicerContext, *, joined: bool
@@ -275,11 +349,9 @@ class BakeRpcs:
         sent = 0
         while context.is_active():
             events, done = build.after(sent, wait=1.0)
-            for event in events:
-                if joined and event.HasField("result"):
-                    event = _joined(event)
-                    if self.index is not None:
-                        self.index.record_hit(event.result.spec_id)
+            for number, event in enumerate(events, start=sent + 1):
+                if done and number == len(build.events):
+                    event = self.last_event(build, joined=joined)
                 yield event
                 if event.HasField("error"):
                     kind = wire.error_kind(event.error.kind)
@@ -287,6 +359,30 @@ class BakeRpcs:
             sent += len(events)
             if done and sent == len(build.events):
                 return
+
+
+def describe(message: bakery_pb2.BakeRequest) -> str:
+    """What a request bakes, in a line: its requirements or file, Python and platform."""
+    if message.pypi:
+        what = ", ".join(f"{name}{spec}" for name, spec in sorted(message.pypi.items()))
+    elif message.HasField("requirements"):
+        lines = message.requirements.content.splitlines()
+        wanted = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        what = f"{message.requirements.path or 'requirements.txt'}: {', '.join(wanted)}"
+    elif message.HasField("pyproject"):
+        what = message.pyproject.path or "pyproject.toml"
+    else:
+        what = "(nothing)"
+    extras = [
+        f"{label} {value}"
+        for label, value in (
+            ("python", message.python),
+            ("on", message.platform),
+            ("base", message.base_image),
+        )
+        if value
+    ]
+    return "; ".join([what[:300], *extras])
 
 
 def _joined(event: bakery_pb2.BakeEvent) -> bakery_pb2.BakeEvent:

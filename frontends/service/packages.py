@@ -23,6 +23,7 @@ from pathlib import Path
 import blake3
 import grpc
 
+from frontends.service.metrics import ServiceMetrics
 from packager import config
 from packager.errors import CodePackagingException, local_failure
 from packager.package import check_size, store_entries
@@ -49,10 +50,11 @@ class PackageRpcs:
     """PackageCode and UploadContents; received contents are kept under `contents`.
 
     `calls` counts the calls of each RPC and `bytes_received` the content bytes uploads
-    delivered (for metrics)."""
+    delivered (also counted in `metrics`)."""
 
-    def __init__(self, contents: Path) -> None:
+    def __init__(self, contents: Path, metrics: ServiceMetrics | None = None) -> None:
         self.contents = contents
+        self.metrics = metrics or ServiceMetrics()
         self.workdir = contents.parent / "packages"
         self.incoming = contents / ".incoming"
         self.calls: Counter[str] = Counter()
@@ -133,6 +135,7 @@ class PackageRpcs:
     def _received(self, size: int) -> None:
         with self._lock:
             self.bytes_received += size
+        self.metrics.package_received(size)
 
     def _missing(self, entries: list[Entry]) -> list[str]:
         """Digests of listed files not in the content store; a stored content whose size
