@@ -93,9 +93,8 @@ def test_a_remote_bake_through_the_server_container_runs_in_the_engine(
         assert baked.image.startswith(f"{registry.host}/{repo}@sha256:")
         assert registry.tags(repo) and all(t.startswith("spec-") for t in registry.tags(repo))
 
-        ran = docker_engine.run(
-            "run", "--rm", baked.image, baked.python_path, "-c", "import six; print(six.__version__)"
-        )  # fmt: skip
+        script = "import six; print(six.__version__)"
+        ran = docker_engine.run("run", "--rm", baked.image, baked.python_path, "-c", script)
         assert ran.stdout.decode().strip() == "1.17.0"
 
         wait_until(lambda: _health(name) == "healthy", f"{name} to be healthy", 120)
