@@ -21,8 +21,11 @@ from frontends.service.server import RunningServer, ServerSettings, start
 from packager import CodePackagingException, fetch_code, package_code
 from packager.stores import object_name
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
+from stagekit.cancel import CancelToken
 from stagekit.errors import ErrorKind
 from stagekit.progress import LogLine, Progress
+from tests.fixtures.services import wait_until
+from tests.triggers import cancel_when
 
 SUFFIXES = [".py", ".txt", ".sh", ".gitignore"]
 
@@ -378,3 +381,44 @@ def test_a_call_past_the_deadline_is_deadline_exceeded(tree, tmp_path, monkeypat
         finally:
             released.set()
     assert late.value.kind == ErrorKind.DEADLINE_EXCEEDED
+
+
+def test_cancel_stops_a_remote_package_mid_upload_and_nothing_is_stored(service, tmp_path):
+    tree = tmp_path / "big-tree"
+    tree.mkdir()
+    for index in range(3):
+        (tree / f"blob{index}.txt").write_bytes(bytes([index]) * (4 * 1024 * 1024))
+    token = CancelToken()
+    # The upload holds in its first progress event until the token is cancelled.
+    events, canceller = cancel_when("upload", token, hold=True)
+    with pytest.raises(CodePackagingException) as stopped:
+        package_code([str(tree)], [".txt"], service=service.url, cancel=token, events=events)
+    canceller.join()
+    assert stopped.value.kind is ErrorKind.CANCELLED
+    assert "the test cancelled it" in stopped.value.message
+
+    assert service.running.service.bytes_received < 3 * 4 * 1024 * 1024
+    incoming = service.contents / ".incoming"
+    wait_until(lambda: not any(incoming.iterdir()), "the server to drop the partial upload")
+    assert not service.store.exists() or not any(service.store.rglob("*.tar.gz"))
+
+
+def test_cancel_ends_a_remote_package_call_the_server_is_still_answering(tmp_path, monkeypatch):
+    entered, ended = threading.Event(), threading.Event()
+
+    def slow(request, context):  # a server still assembling the package
+        context.add_callback(ended.set)
+        entered.set()
+        ended.wait(600)
+        return bakery_pb2.PackageReply()
+
+    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "app.py").write_text("print('hi')\n")
+    token = CancelToken()
+    threading.Thread(target=lambda: entered.wait(600) and token.cancel(), daemon=True).start()
+    with _recording_server(slow) as port:
+        with pytest.raises(CodePackagingException) as stopped:
+            package_code([str(tmp_path / "tree")], service=f"grpc://127.0.0.1:{port}", cancel=token)
+        assert stopped.value.kind is ErrorKind.CANCELLED
+        wait_until(ended.is_set, "the server to see its call cancelled")
