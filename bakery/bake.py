@@ -112,7 +112,10 @@ def bake_image(
         from bakery.remote import DEFAULT_TIMEOUT, bake_remote
 
         timeout = cancel.remaining(DEFAULT_TIMEOUT)
-        return bake_remote(request, str(service), reporter=reporter, timeout=timeout).baked
+        remote = bake_remote(
+            request, str(service), reporter=reporter, timeout=timeout, cancel=cancel
+        )
+        return remote.baked
     return bake(request, reporter=reporter, cancel=cancel).baked
 
 

@@ -25,7 +25,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 
 from bakery.errors import ImageBakingException, shorten
 from bakery.platforms import ARCHITECTURES
-from bakery.spec import Spec
+from bakery.spec import Spec, python_tag
 from stagekit.errors import ErrorKind
 
 GLIBC_MINOR = 28
@@ -136,8 +136,9 @@ def lock(spec: Spec, *, timeout: float = 600.0) -> Lock:
             f"{shorten(', '.join(spec.requirements), 160)}. Fix the markers, or the target "
             "platform and python; an image without packages is not baked."
         )
-    tags = _target_tags(spec)
-    packages = [_choose_wheel(entry, tags, spec) for entry in entries]
+    tags = target_tags(spec.platform, spec.python)
+    target = f"{spec.platform} and Python {spec.python}"
+    packages = [choose_wheel(entry, tags, target) for entry in entries]
     _check_hashes(packages, spec)
     packages.sort(key=lambda p: p.name)
     return Lock(
@@ -235,23 +236,27 @@ def _uv_reasons(stderr: str) -> list[str]:
     return kept
 
 
-def _target_tags(spec: Spec) -> dict[Tag, int]:
-    """Wheel tags the target accepts, best first (the order pip and uv prefer)."""
-    arch = ARCHITECTURES[spec.platform]
+def target_tags(platform: str, python: str) -> dict[Tag, int]:
+    """Wheel tags a CPython `python` ("3.11") on `platform` accepts, each with its rank
+    (0 best: the order pip and uv prefer)."""
+    arch = ARCHITECTURES[platform]
     platforms: list[str] = []
     for minor in range(GLIBC_MINOR, _OLDEST_GLIBC_MINOR[arch] - 1, -1):
         platforms.append(f"manylinux_2_{minor}_{arch}")
         if legacy := _LEGACY_MANYLINUX.get((minor, arch)):
             platforms.append(f"{legacy}_{arch}")
-    version = tuple(int(part) for part in spec.python.split("."))
+    version = tuple(int(part) for part in python.split("."))
+    interpreter = python_tag(python)
     ordered = [
-        *cpython_tags(version, abis=[spec.python_tag], platforms=platforms),
-        *compatible_tags(version, interpreter=spec.python_tag, platforms=platforms),
+        *cpython_tags(version, abis=[interpreter], platforms=platforms),
+        *compatible_tags(version, interpreter=interpreter, platforms=platforms),
     ]
     return {tag: rank for rank, tag in reversed(list(enumerate(ordered)))}
 
 
-def _choose_wheel(entry: dict, tags: dict[Tag, int], spec: Spec) -> LockedPackage:
+def choose_wheel(entry: dict, tags: dict[Tag, int], target: str) -> LockedPackage:
+    """The best-ranked wheel of one PEP 751 `[[packages]]` entry for `tags`; `target`
+    ("linux/amd64 and Python 3.11") names them in errors."""
     name = canonicalize_name(entry["name"])
     candidates: list[tuple[int, str, dict]] = []
     # A direct reference to a wheel (`pkg @ https://…/pkg-1.0-py3-none-any.whl`) is an
@@ -273,8 +278,8 @@ def _choose_wheel(entry: dict, tags: dict[Tag, int], spec: Spec) -> LockedPackag
             candidates.append((min(ranks), filename, wheel))
     if not candidates:
         raise ImageBakingException(
-            f"No wheel of {name}=={entry.get('version')} fits {spec.platform} and Python "
-            f"{spec.python}; pin a version that publishes a manylinux wheel."
+            f"No wheel of {name}=={entry.get('version')} fits {target}; pin a version that "
+            "publishes a manylinux wheel."
         )
     _, filename, wheel = min(candidates, key=lambda c: (c[0], c[1]))
     sha256 = wheel.get("hashes", {}).get("sha256")

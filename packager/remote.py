@@ -126,15 +126,22 @@ def _wire_path(relative: str) -> str:
 
 
 def _call(method: Any, argument: Any, url: str, cancel: CancelToken) -> Any:
-    """One call with a deadline (the caller's, at most CALL_SECONDS) and the token; a failed
-    call is a CodePackagingException with the server's message and the status's kind."""
+    """One call with a deadline (the caller's, at most CALL_SECONDS) that the token cancels
+    from any thread (the server then stops its work: nothing is stored); a failed call is a
+    CodePackagingException with the server's message and the status's kind."""
     import grpc
 
     from stagekit.api.calls import kind_of, token_metadata
 
     cancel.check()
+    timeout = cancel.remaining(CALL_SECONDS)
+    call = method.future(argument, timeout=timeout, metadata=token_metadata())
+    forget = cancel.on_cancel(call.cancel)
     try:
-        return method(argument, timeout=cancel.remaining(CALL_SECONDS), metadata=token_metadata())
+        return call.result()
+    except grpc.FutureCancelledError:  # only the token cancels the call
+        cancel.check()
+        raise
     except grpc.RpcError as error:
         cancel.check()  # the caller's cancel or deadline, not the server's failure
         code = error.code()  # a failed call is also a grpc.Call
@@ -142,6 +149,8 @@ def _call(method: Any, argument: Any, url: str, cancel: CancelToken) -> Any:
             f"{error.details()} (Bakery service at {url}: {code.name})",
             kind=kind_of(code),
         ) from error
+    finally:
+        forget()
 
 
 def _upload(

@@ -8,6 +8,7 @@ at a check leaves no partial cache entry, blob or tag behind.
 
 import threading
 import time
+from collections.abc import Callable
 
 from stagekit.errors import ErrorKind
 
@@ -29,6 +30,8 @@ class CancelToken:
         self.deadline = deadline
         self._cancelled = threading.Event()
         self._reason = ""
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], object]] = []
 
     @classmethod
     def after(cls, seconds: float | None) -> "CancelToken":
@@ -36,8 +39,40 @@ class CancelToken:
         return cls(None if seconds is None else time.monotonic() + seconds)
 
     def cancel(self, reason: str = "cancelled by the caller") -> None:
-        self._reason = reason
-        self._cancelled.set()
+        """Cancel the work; the first reason given is the one reported."""
+        with self._lock:
+            if self._cancelled.is_set():
+                return
+            self._reason = reason
+            self._cancelled.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def on_cancel(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call `callback` once `cancel()` is called, in the cancelling thread (at once if
+        it was already): how work blocked in a call that checks nothing (a network call)
+        hears of it. Deadlines do not call it: give such calls the deadline as a timeout.
+        Returns the function that unregisters it."""
+        with self._lock:
+            registered = not self._cancelled.is_set()
+            if registered:
+                self._callbacks.append(callback)
+        if not registered:
+            callback()
+
+        def forget() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return forget
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, less when the deadline comes first; wake on `cancel()`.
+        True if the work should stop (`check()` says why)."""
+        self._cancelled.wait(self.remaining(seconds))
+        return self.cancelled
 
     @property
     def cancelled(self) -> bool:

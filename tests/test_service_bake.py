@@ -22,14 +22,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bakery.bake import bake_image
 from bakery.errors import ImageBakingException
 from bakery.inspect import read_lock
-from bakery.remote import bake_remote
+from bakery.remote import bake_remote, request_message
 from bakery.request import BakeRequest
 from frontends.service.bakes import Build
 from frontends.service.server import ServerSettings, start
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
+from stagekit.cancel import CancelToken
 from stagekit.errors import ErrorKind
 from stagekit.progress import Reporter
 from tests.fixtures.services import free_port, wait_until
+from tests.triggers import at_first, cancel_when
 
 
 @pytest.fixture
@@ -342,12 +344,13 @@ def test_serve_on_a_busy_port_says_so(tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         bakery = str(Path(sys.executable).parent / "bakery")
+        env = {**os.environ, "BAKERY_DATA_DIR": str(tmp_path / "data")}  # not the user's
         refused = subprocess.run(
             [bakery, "serve", "--port", str(port)],
             capture_output=True,
             text=True,
             timeout=60,
-            env={**os.environ, "BAKERY_DATA_DIR": str(tmp_path)},  # not this machine's index
+            env=env,
         )
     assert refused.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr
@@ -481,3 +484,142 @@ def test_remote_failures_are_typed(server):
     with pytest.raises(ImageBakingException, match="Bakery server at") as down:
         bake_image(pypi={"six": ""}, service=f"grpc://127.0.0.1:{free_port()}", timeout=2)
     assert down.value.kind == ErrorKind.UNAVAILABLE
+
+
+def test_cancel_ends_a_remote_bake_and_the_server_cancels_its_build(server, server_repo, registry):
+    url, service = server
+    token = CancelToken()
+    events, canceller = cancel_when("download", token)  # the build is running: downloading
+    with pytest.raises(ImageBakingException) as stopped:
+        bake_image(
+            pypi={"numpy": "==2.2.6", "six": "==1.17.0"}, service=url, cancel=token, events=events
+        )
+    canceller.join()
+    assert stopped.value.kind is ErrorKind.CANCELLED
+    assert "the test cancelled it" in stopped.value.message
+
+    (build,) = service.builds.values()
+    wait_until(lambda: build.done, "the cancelled build to stop")
+    last = build.events[-1]
+    assert last.error.kind == bakery_pb2.ERROR_KIND_CANCELLED
+    # Cancel said so at once; the grace for a dropped connection (10 s) was not waited out.
+    assert "its caller cancelled it and no other caller waits" in last.error.message
+    assert spec_tags(registry, server_repo[1]) == []
+
+
+def test_cancel_leaves_a_build_another_caller_waits_for(server, server_repo, registry):
+    url, service = server
+    token = CancelToken()
+    outcome: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            bake_image(pypi={"six": ""}, service=url, cancel=token)
+        except ImageBakingException as error:
+            outcome.append(error)
+
+    with slots_taken(service):  # the build waits for a slot while both callers attach
+        caller = threading.Thread(target=first)
+        caller.start()
+        wait_until(lambda: watchers(service) == [1], "the first caller")
+        other = stub(url).Bake(request_message(BakeRequest(pypi={"six": ""})), timeout=600)
+        assert next(other).HasField("accepted")
+        wait_until(lambda: watchers(service) == [2], "the second caller on the same build")
+        token.cancel()
+        caller.join()
+        (build,) = service.builds.values()
+        assert not build.cancel.cancelled  # the other caller still waits for it
+    assert [error.kind for error in outcome] == [ErrorKind.CANCELLED]  # type: ignore[attr-defined]
+
+    events = list(other)
+    assert events[-1].result.outcome == bakery_pb2.OUTCOME_JOINED
+    assert spec_tags(registry, server_repo[1]) == [f"spec-{events[-1].result.spec_id}"]
+    assert service.builds_started == 1
+
+
+class ServeProcess:
+    """`bakery serve` as a real subprocess on `port`, with its own cache and data dirs (kept
+    across restarts, as on a machine whose server is restarted)."""
+
+    def __init__(self, tmp_path: Path, port: int) -> None:
+        self.tmp_path, self.port = tmp_path, port
+        self.url = f"grpc://127.0.0.1:{port}"
+        self.env = {**os.environ, "BAKERY_CACHE_DIR": str(tmp_path / "server-cache")}
+        self.env["BAKERY_DATA_DIR"] = str(tmp_path / "server-data")
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self) -> subprocess.Popen:
+        log = (self.tmp_path / f"serve-{len(self.processes) + 1}.log").open("wb")
+        bakery = str(Path(sys.executable).parent / "bakery")
+        process = subprocess.Popen(
+            [bakery, "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.processes.append(process)
+        health = health_pb2_grpc.HealthStub(grpc.insecure_channel(f"127.0.0.1:{self.port}"))
+        wait_until(lambda: _serving(health), f"bakery serve (log: {log.name})")
+        return process
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no cleanup, as a crash or the OOM killer."""
+        process = self.processes[-1]
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def serve_process(server_repo, tmp_path):
+    serving = ServeProcess(tmp_path, free_port())
+    try:
+        yield serving
+    finally:
+        serving.close()
+
+
+BIG_SPEC = BakeRequest(pypi={"numpy": "==2.2.6", "six": "==1.17.0"})
+"""A bake whose build phase (a 16 MB wheel to download) lasts long enough to act in it."""
+
+
+def test_a_sigkilled_server_mid_bake_is_a_clear_error_and_a_restarted_one_bakes(
+    serve_process, server_repo, registry
+):
+    serve_process.start()
+    with pytest.raises(ImageBakingException) as lost:
+        bake_remote(
+            BIG_SPEC,
+            serve_process.url,
+            reporter=Reporter("t", events=at_first("download", serve_process.kill)),
+        )
+    assert lost.value.kind is ErrorKind.UNAVAILABLE
+    assert "the server went away" in lost.value.message
+    assert "Bake again once the server is back" in lost.value.message
+    assert spec_tags(registry, server_repo[1]) == []  # the tag is written last: never
+
+    serve_process.start()
+    baked = bake_remote(BIG_SPEC, serve_process.url)
+    assert baked.outcome == "built"
+    assert spec_tags(registry, server_repo[1]) == [f"spec-{baked.spec_id}"]
+
+
+def test_a_server_restarted_mid_bake_gets_the_bake_again_from_its_client(
+    serve_process, server_repo, registry
+):
+    def restart() -> None:
+        serve_process.kill()
+        serve_process.start()  # the client waits here: its stream dropped meanwhile
+
+    serve_process.start()
+    lines: list[str] = []
+    reporter = Reporter("t", logger=lines.append, events=at_first("download", restart))
+    baked = bake_remote(BIG_SPEC, serve_process.url, reporter=reporter)
+    assert baked.outcome == "built"
+    assert any("no longer knows build" in line for line in lines), lines
+    assert spec_tags(registry, server_repo[1]) == [f"spec-{baked.spec_id}"]

@@ -21,8 +21,12 @@ from frontends.service.server import RunningServer, ServerSettings, start
 from packager import CodePackagingException, fetch_code, package_code
 from packager.stores import object_name
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
+from stagekit.cancel import CancelToken
 from stagekit.errors import ErrorKind
+from stagekit.files import exclusive
 from stagekit.progress import LogLine, Progress
+from tests.fixtures.services import wait_until
+from tests.triggers import cancel_when
 
 SUFFIXES = [".py", ".txt", ".sh", ".gitignore"]
 
@@ -378,3 +382,110 @@ def test_a_call_past_the_deadline_is_deadline_exceeded(tree, tmp_path, monkeypat
         finally:
             released.set()
     assert late.value.kind == ErrorKind.DEADLINE_EXCEEDED
+
+
+def test_cancel_stops_a_remote_package_mid_upload_and_nothing_is_stored(service, tmp_path):
+    tree = tmp_path / "big-tree"
+    tree.mkdir()
+    for index in range(3):
+        (tree / f"blob{index}.txt").write_bytes(bytes([index]) * (4 * 1024 * 1024))
+    token = CancelToken()
+    # The upload holds in its first progress event until the token is cancelled.
+    events, canceller = cancel_when("upload", token, hold=True)
+    with pytest.raises(CodePackagingException) as stopped:
+        package_code([str(tree)], [".txt"], service=service.url, cancel=token, events=events)
+    canceller.join()
+    assert stopped.value.kind is ErrorKind.CANCELLED
+    assert "the test cancelled it" in stopped.value.message
+
+    assert service.running.service.bytes_received < 3 * 4 * 1024 * 1024
+    incoming = service.contents / ".incoming"
+    wait_until(lambda: not any(incoming.iterdir()), "the server to drop the partial upload")
+    assert not service.store.exists() or not any(service.store.rglob("*.tar.gz"))
+
+
+def test_cancel_ends_a_remote_package_call_the_server_is_still_answering(tmp_path, monkeypatch):
+    entered, ended = threading.Event(), threading.Event()
+
+    def slow(request, context):  # a server still assembling the package
+        context.add_callback(ended.set)
+        entered.set()
+        ended.wait(600)
+        return bakery_pb2.PackageReply()
+
+    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "app.py").write_text("print('hi')\n")
+    token = CancelToken()
+    threading.Thread(target=lambda: entered.wait(600) and token.cancel(), daemon=True).start()
+    with _recording_server(slow) as port:
+        with pytest.raises(CodePackagingException) as stopped:
+            package_code([str(tmp_path / "tree")], service=f"grpc://127.0.0.1:{port}", cancel=token)
+        assert stopped.value.kind is ErrorKind.CANCELLED
+        wait_until(ended.is_set, "the server to see its call cancelled")
+
+
+def _age(*directories: Path, seconds: int = 7200) -> None:
+    """Date every file under `directories` `seconds` back, as if written (or last used)
+    then: the content store and its use records are plain files with mtimes."""
+    past = time.time() - seconds
+    for directory in directories:
+        for path in directory.rglob("*"):
+            if path.is_file():
+                os.utime(path, (past, past))
+
+
+def _prune(service: Service, unused_for: int, dry_run: bool = False) -> bakery_pb2.PruneReply:
+    with service.channel() as channel:
+        admin = bakery_pb2_grpc.AdminStub(channel)
+        request = bakery_pb2.PruneRequest(unused_for_seconds=unused_for, dry_run=dry_run)
+        return admin.Prune(request, timeout=60)
+
+
+def test_prune_removes_contents_no_package_used_within_the_window(service, tree):
+    rpc = service.running.service
+    first = _remote(tree, service)  # two hours ago, say
+    _age(rpc.contents, rpc.uses)
+    big = (tree / "big.txt").read_bytes()
+    (tree / "big.txt").unlink()
+    (tree / "new.txt").write_text("new\n")
+    _remote(tree, service)  # now: every content but big.txt's is in a package used now
+
+    before = sorted(service.stored_contents())
+    dry = _prune(service, 3600, dry_run=True)
+    assert (dry.contents_removed, dry.content_bytes_removed) == (1, len(big))
+    assert sorted(service.stored_contents()) == before  # a dry run removes nothing
+    args = ["cache", "prune", "--unused-for", "1h", "--dry-run", "--server", service.url]
+    printed = CliRunner().invoke(cli, args)
+    assert printed.exit_code == 0, printed.output
+    assert "would remove 1 uploaded file content(s) (5.2 MB)" in printed.output
+
+    pruned = _prune(service, 3600)
+    assert (pruned.contents_removed, pruned.content_bytes_removed) == (1, len(big))
+    assert [path.name for path in set(before) - set(service.stored_contents())] == [_digest(big)]
+    assert len(list(rpc.uses.iterdir())) == 1  # the old list's record went with it
+    assert _prune(service, 3600).contents_removed == 0
+
+    (tree / "new.txt").unlink()
+    (tree / "big.txt").write_bytes(big)
+    assert _remote(tree, service) == first  # still stored: answered without contents
+    (service.store / object_name(first.key)).unlink()
+    received = rpc.bytes_received
+    assert _remote(tree, service) == first  # made again: only the pruned content is sent
+    assert rpc.bytes_received - received == len(big)
+
+
+def test_prune_leaves_the_contents_a_package_in_flight_needs(service, tree):
+    rpc = service.running.service
+    first = _remote(tree, service)
+    _age(rpc.contents, rpc.uses)
+    (service.store / object_name(first.key)).unlink()  # the next offer assembles it again
+    results: list = []
+    with exclusive(rpc.workdir / ".lock"):  # another build holds the work directory
+        offer = threading.Thread(target=lambda: results.append(_remote(tree, service)))
+        offer.start()
+        wait_until(lambda: rpc.contents_in_use() > 0, "the offer to hold its contents")
+        assert _prune(service, 3600).contents_removed == 0
+    offer.join()
+    assert results == [first]
+    assert _prune(service, 3600).contents_removed == 0  # the list was used just now

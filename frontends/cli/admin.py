@@ -158,7 +158,8 @@ def cache_prune(
     server: ServerOption = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Remove old or unused images from the server's cache: index entries and their tags."""
+    """Remove old or unused images from the server's cache (index entries and their tags) and,
+    with --unused-for, the uploaded file contents no package used for that long."""
     from stagekit.api.bakery.v1 import bakery_pb2
 
     bounds = {"older_than_seconds": seconds(older_than), "unused_for_seconds": seconds(unused_for)}
@@ -167,9 +168,14 @@ def cache_prune(
     with _admin(server) as admin:
         reply = _call(admin.Prune, bakery_pb2.PruneRequest(dry_run=dry_run, **bounds), 600)
     _show(reply.removed, as_json)
+    verb = "would remove" if dry_run else "removed"
     if not as_json:
-        verb = "would remove" if dry_run else "removed"
         typer.echo(f"{verb} {len(reply.removed)} cached image(s)", err=True)
+    typer.echo(
+        f"{verb} {reply.contents_removed} uploaded file content(s) "
+        f"({reply.content_bytes_removed / 1e6:.1f} MB)",
+        err=True,
+    )
 
 
 _SPEC_KEYS = {

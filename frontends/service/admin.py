@@ -64,11 +64,13 @@ def _entry(row: CacheRow) -> bakery_pb2.CacheEntry:
 
 class AdminService(bakery_pb2_grpc.AdminServicer):
     """`bakery.v1.Admin`. `bake_load` is the hook the bake RPCs set so Stats reports their
-    queue; Warm's own bakes are added to it."""
+    queue; Warm's own bakes are added to it. `prune_contents(unused_for, dry_run)` is the
+    package RPCs' hook that Prune calls for uploaded file contents."""
 
     def __init__(self, index: ServiceIndex, max_builds: int) -> None:
         self.index = index
         self.bake_load: Callable[[], Load] = lambda: Load(0, 0)
+        self.prune_contents: Callable[[int, bool], tuple[int, int]] = lambda _for, _dry: (0, 0)
         self._pool = ThreadPoolExecutor(max_builds, thread_name_prefix="bakery-warm")
         self._lock = threading.Lock()
         self._warm = Load(0, 0)
@@ -153,10 +155,12 @@ class AdminService(bakery_pb2_grpc.AdminServicer):
     def Prune(
         self, request: bakery_pb2.PruneRequest, context: grpc.ServicerContext
     ) -> bakery_pb2.PruneReply:
-        """Forget entries past the bounds and delete their `spec-` tags. A tag whose image
-        another kept entry also names stays (registry 2.8 deletes by digest, which would
-        take that entry's tag too). A failure stops the prune; the index keeps exactly the
-        entries whose tags were not removed, so running it again finishes the job."""
+        """Forget entries past the bounds and delete their `spec-` tags, then remove the
+        uploaded file contents no package used within `unused_for` (contents have no age of
+        their own: `older_than` alone leaves them). A tag whose image another kept entry also
+        names stays (registry 2.8 deletes by digest, which would take that entry's tag too).
+        A failure stops the prune; the index keeps exactly the entries whose tags were not
+        removed, so running it again finishes the job. `dry_run` counts, removes nothing."""
         if request.older_than_seconds < 0 or request.unused_for_seconds < 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "prune bounds cannot be negative")
         if not (request.older_than_seconds or request.unused_for_seconds):
@@ -166,7 +170,7 @@ class AdminService(bakery_pb2_grpc.AdminServicer):
             )
         rows = self.index.stale(request.older_than_seconds, request.unused_for_seconds)
         if request.dry_run:
-            return bakery_pb2.PruneReply(removed=[_entry(row) for row in rows])
+            return self._pruned_contents(request, [_entry(row) for row in rows])
         from bakery.targets import untag
 
         pruned = {row.spec_id for row in rows}
@@ -181,7 +185,15 @@ class AdminService(bakery_pb2_grpc.AdminServicer):
                 _abort(context, exc)
             self.index.remove(row.spec_id)
             removed.append(_entry(row))
-        return bakery_pb2.PruneReply(removed=removed)
+        return self._pruned_contents(request, removed)
+
+    def _pruned_contents(
+        self, request: bakery_pb2.PruneRequest, removed: list[bakery_pb2.CacheEntry]
+    ) -> bakery_pb2.PruneReply:
+        count, size = self.prune_contents(request.unused_for_seconds, request.dry_run)
+        return bakery_pb2.PruneReply(
+            removed=removed, contents_removed=count, content_bytes_removed=size
+        )
 
     def Stats(
         self, request: bakery_pb2.StatsRequest, context: grpc.ServicerContext

@@ -14,7 +14,8 @@ kind (UNAVAILABLE, CANCELLED, ...).
 
 A build nobody waits for any more is cancelled: once its last caller's deadline passed, or
 `orphan_grace` seconds after the last caller went away otherwise (a dropped connection that
-may re-attach with Watch), whichever comes first.
+may re-attach with Watch), whichever comes first; at once when a caller that cancelled says
+so with Cancel and no other caller waits (each caller's calls are counted by its request_id).
 """
 
 import logging
@@ -23,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -86,6 +87,8 @@ class Build:
         self.finished: float | None = None
         self.cancel = CancelToken()
         self.watchers = 0
+        self.callers: Counter[str] = Counter()
+        """Open calls per caller (request_id) among `watchers`."""
         self.events: list[bakery_pb2.BakeEvent] = []
         self.done = False
         self.thread: threading.Thread | None = None
@@ -182,7 +185,7 @@ class BakeRpcs:
         with self._lock:
             build = self.builds.get(request.build_id)
             if build is not None:
-                self._watch(build, context)
+                self._watch(build, context, request.request_id)
         if build is None:
             context.abort(
                 grpc.StatusCode.NOT_FOUND,
@@ -206,6 +209,27 @@ class BakeRpcs:
         for build in builds:
             if build.thread is not None:
                 build.thread.join(max(0.0, deadline - time.monotonic()))
+
+    def Cancel(
+        self, request: bakery_pb2.CancelRequest, context: grpc.ServicerContext
+    ) -> bakery_pb2.CancelReply:
+        """The caller `request_id` stops waiting: its build is cancelled now unless a call of
+        another caller waits for it (a caller without request_id cannot tell its own calls
+        apart, so any open call keeps the build)."""
+        with self._lock:
+            build = self.builds.get(request.build_id) or self._by_request.get(request.request_id)
+            if build is not None:
+                own = build.callers[request.request_id] if request.request_id else 0
+                stop = not build.done and build.watchers - own <= 0
+        if build is None:
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"no build {request.build_id or request.request_id!r} on this server",
+            )
+            raise AssertionError("abort raises")
+        if stop:
+            build.cancel.cancel("its caller cancelled it and no other caller waits for it")
+        return bakery_pb2.CancelReply(cancelled=stop)
 
     def stop_builds(self, wait: float = 10.0) -> None:
         """Cancel every unfinished build (the server is stopping) and wait for them to stop."""
@@ -242,7 +266,7 @@ class BakeRpcs:
                     target=self._run, args=(build, request, workdir), name=f"bake-{build.id[:8]}"
                 )
                 build.thread.start()
-            self._watch(build, caller)
+            self._watch(build, caller, message.request_id)
         return build, started
 
     def _remember(self, build: Build) -> None:
@@ -253,15 +277,19 @@ class BakeRpcs:
                 break
             del self.builds[oldest.id]
 
-    def _watch(self, build: Build, caller: Caller) -> None:
-        """Count a caller waiting for `build` until its call ends (under self._lock)."""
+    def _watch(self, build: Build, caller: Caller, caller_id: str) -> None:
+        """Count a caller waiting for `build` until its call ends (under self._lock);
+        `caller_id` is its request_id, which `Cancel` names."""
         build.watchers += 1
-        if not caller.add_callback(lambda: self._left(build, caller)):
+        build.callers[caller_id] += 1
+        if not caller.add_callback(lambda: self._left(build, caller, caller_id)):
             build.watchers -= 1
+            build.callers[caller_id] -= 1
 
-    def _left(self, build: Build, caller: Caller) -> None:
+    def _left(self, build: Build, caller: Caller, caller_id: str) -> None:
         with self._lock:
             build.watchers -= 1
+            build.callers[caller_id] -= 1
             if build.watchers > 0 or build.done:
                 return
         # A caller re-attaches within its own deadline or not at all, so a caller whose

@@ -8,17 +8,25 @@ packager itself (`store_entries`) from the listed files read out of that content
 same entries give the same tarball bytes and key as a local `package_code` of the tree. It
 goes to the server's code store (`BAKERY_CODE_STORE`); builds take turns in one work
 directory (`packages/` beside `contents/`), reusing the previous tarball's members.
+
+Contents are kept while a package uses them: each file list answered with its package has a
+record in `package-lists/<blake3 of the list>` (its digests; its mtime the last time the list
+was packaged or recalled), and `prune_contents(unused_for)` (the admin Prune) removes the
+contents that no record used within `unused_for` lists, that were not uploaded within it
+either (an upload waiting for its list's next offer), and that no PackageCode in flight needs.
 """
 
 import contextlib
 import os
 import re
 import threading
+import time
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import blake3
 import grpc
@@ -32,6 +40,7 @@ from packager.tarball import Entry
 from stagekit.api.bakery.v1 import bakery_pb2
 from stagekit.api.calls import status_of
 from stagekit.cancel import Cancelled, CancelToken
+from stagekit.files import write_atomic
 from stagekit.progress import Reporter
 
 LOG_NAME = "bakery.service.packages"
@@ -46,6 +55,13 @@ _BAD_PATH = re.compile(r"(?:^|/)\.{0,2}(?:/|$)|\x00")
 """An empty, '.' or '..' path part, or a NUL."""
 
 
+class ContentPrune(NamedTuple):
+    """Contents a prune removed (or, dry, would remove) and their bytes."""
+
+    contents: int
+    bytes: int
+
+
 class PackageRpcs:
     """PackageCode and UploadContents; received contents are kept under `contents`.
 
@@ -57,12 +73,16 @@ class PackageRpcs:
         self.metrics = metrics or ServiceMetrics()
         self.workdir = contents.parent / "packages"
         self.incoming = contents / ".incoming"
+        self.uses = contents.parent / "package-lists"
+        """One record per packaged file list: its digests; its mtime, the list's last use."""
         self.calls: Counter[str] = Counter()
         self.bytes_received = 0
         self._lock = threading.Lock()
         self._stores: dict[str, CodeStore] = {}
         self._packaged: OrderedDict[_Listing, str] = OrderedDict()
-        for directory in (self.contents, self.workdir, self.incoming):
+        self._in_use: Counter[str] = Counter()
+        """Digests the PackageCode calls in flight need; a prune leaves them (under _lock)."""
+        for directory in (self.contents, self.workdir, self.incoming, self.uses):
             directory.mkdir(parents=True, exist_ok=True)
         for stale in self.incoming.iterdir():  # a killed server's unfinished uploads
             stale.unlink(missing_ok=True)
@@ -82,14 +102,16 @@ class PackageRpcs:
                 reporter = Reporter(LOG_NAME)
                 entries = _listed_entries(request.files, self.contents)
                 check_size(entries, limit, reporter)
-                missing = self._missing(entries)
-                if missing:
-                    return bakery_pb2.PackageReply(
-                        missing=bakery_pb2.MissingContents(blake3=missing)
-                    )
-                cancel = _cancel_token(context)
-                key = store_entries(entries, store, self.workdir, [], reporter, cancel).key
+                with self._using({entry.digest for entry in entries}):
+                    missing = self._missing(entries)
+                    if missing:
+                        return bakery_pb2.PackageReply(
+                            missing=bakery_pb2.MissingContents(blake3=missing)
+                        )
+                    cancel = _cancel_token(context)
+                    key = store_entries(entries, store, self.workdir, [], reporter, cancel).key
                 self._remember_packaged(listing, key)
+            self._record_use(listing[2].hex(), request.files)
             return bakery_pb2.PackageReply(
                 packaged=bakery_pb2.PackagedCode(url=store.url(key), key=key)
             )
@@ -115,7 +137,8 @@ class PackageRpcs:
                     upload.write(chunk.data, limit)
                     self._received(len(chunk.data))
                     if chunk.last:
-                        upload.finish(str(self.contents))
+                        with self._lock:  # not between a prune's look at the file and its unlink
+                            upload.finish(str(self.contents))
                         stored.append(upload.digest)
                         upload = None
                 if upload is not None:
@@ -127,6 +150,79 @@ class PackageRpcs:
                     upload.discard()
             return bakery_pb2.UploadReply(stored=stored)
         raise AssertionError("_answering aborts on every failure")
+
+    def prune_contents(self, unused_for: int, *, dry_run: bool = False) -> ContentPrune:
+        """Remove the contents no file list used within the last `unused_for` seconds (with
+        `dry_run`, only count them), and the records of lists unused that long. Contents
+        uploaded within the window, or needed by a PackageCode in flight, stay."""
+        if unused_for <= 0:
+            return ContentPrune(0, 0)
+        cutoff = time.time() - unused_for
+        used: set[str] = set()
+        stale: list[Path] = []
+        for record in self.uses.iterdir():
+            with contextlib.suppress(FileNotFoundError):  # a concurrent prune took it
+                if record.stat().st_mtime >= cutoff:
+                    used.update(record.read_text().split())
+                else:
+                    stale.append(record)
+        removed = ContentPrune(0, 0)
+        for shard in self.contents.iterdir():
+            if shard == self.incoming or not shard.is_dir():
+                continue
+            for content in shard.iterdir():
+                if content.name in used:
+                    continue
+                with self._lock:
+                    size = self._unused_size(content, cutoff)
+                    if size is None:
+                        continue
+                    if not dry_run:
+                        content.unlink()
+                removed = ContentPrune(removed.contents + 1, removed.bytes + size)
+        for record in stale if not dry_run else []:
+            with contextlib.suppress(FileNotFoundError):
+                if record.stat().st_mtime < cutoff:  # not used again meanwhile
+                    record.unlink()
+        return removed
+
+    def contents_in_use(self) -> int:
+        """Distinct contents the PackageCode calls in flight need (what tests read)."""
+        with self._lock:
+            return len(self._in_use)
+
+    def _unused_size(self, content: Path, cutoff: float) -> int | None:
+        """The size of a content a prune may remove, None if it stays (under self._lock)."""
+        if self._in_use[content.name]:
+            return None
+        try:
+            stat = content.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_size if stat.st_mtime < cutoff else None
+
+    @contextmanager
+    def _using(self, digests: set[str]) -> Iterator[None]:
+        """Inside, a prune leaves `digests` alone: taken before the contents are looked up."""
+        with self._lock:
+            self._in_use.update(digests)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_use.subtract(digests)
+                for digest in digests:
+                    if self._in_use[digest] <= 0:
+                        del self._in_use[digest]
+
+    def _record_use(self, name: str, files: Iterable[bakery_pb2.PackageFile]) -> None:
+        """The list `name` was packaged now: touch its record, or write it."""
+        record = self.uses / name
+        try:
+            os.utime(record)
+        except FileNotFoundError:
+            digests = sorted({listed.blake3 for listed in files})
+            write_atomic(record, "".join(f"{digest}\n" for digest in digests).encode())
 
     def _called(self, rpc: str) -> None:
         with self._lock:

@@ -123,6 +123,7 @@ def start(settings: ServerSettings) -> RunningServer:
     bakery_pb2_grpc.add_BakeryServicer_to_server(service, server)
     admin = AdminService(index, settings.max_builds)
     admin.bake_load = lambda: Load(len(service.slots.waiting), service.slots.running)
+    admin.prune_contents = lambda unused_for, dry: service.prune_contents(unused_for, dry_run=dry)
     bakery_pb2_grpc.add_AdminServicer_to_server(admin, server)
     checks = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)

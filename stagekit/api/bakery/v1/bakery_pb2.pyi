@@ -115,10 +115,26 @@ class BakeRequest(_message.Message):
     def __init__(self, pypi: _Optional[_Mapping[str, str]] = ..., requirements: _Optional[_Union[SourceFile, _Mapping]] = ..., pyproject: _Optional[_Union[SourceFile, _Mapping]] = ..., base_image: _Optional[str] = ..., python: _Optional[str] = ..., platform: _Optional[str] = ..., cache_name: _Optional[str] = ..., compression: _Optional[_Union[Compression, str]] = ..., force: _Optional[bool] = ..., max_age_seconds: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("build_id",)
+    __slots__ = ("build_id", "request_id")
     BUILD_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     build_id: str
-    def __init__(self, build_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, build_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CancelRequest(_message.Message):
+    __slots__ = ("build_id", "request_id")
+    BUILD_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    build_id: str
+    request_id: str
+    def __init__(self, build_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CancelReply(_message.Message):
+    __slots__ = ("cancelled",)
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    cancelled: bool
+    def __init__(self, cancelled: _Optional[bool] = ...) -> None: ...
 
 class Accepted(_message.Message):
     __slots__ = ("build_id",)
@@ -322,10 +338,14 @@ class PruneRequest(_message.Message):
     def __init__(self, older_than_seconds: _Optional[int] = ..., unused_for_seconds: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class PruneReply(_message.Message):
-    __slots__ = ("removed",)
+    __slots__ = ("removed", "contents_removed", "content_bytes_removed")
     REMOVED_FIELD_NUMBER: _ClassVar[int]
+    CONTENTS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_BYTES_REMOVED_FIELD_NUMBER: _ClassVar[int]
     removed: _containers.RepeatedCompositeFieldContainer[CacheEntry]
-    def __init__(self, removed: _Optional[_Iterable[_Union[CacheEntry, _Mapping]]] = ...) -> None: ...
+    contents_removed: int
+    content_bytes_removed: int
+    def __init__(self, removed: _Optional[_Iterable[_Union[CacheEntry, _Mapping]]] = ..., contents_removed: _Optional[int] = ..., content_bytes_removed: _Optional[int] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ()

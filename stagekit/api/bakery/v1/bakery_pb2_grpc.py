@@ -45,6 +45,11 @@ class BakeryStub:
                 request_serializer=stagekit_dot_api_dot_bakery_dot_v1_dot_bakery__pb2.WatchRequest.SerializeToString,
                 response_deserializer=stagekit_dot_api_dot_bakery_dot_v1_dot_bakery__pb2.BakeEvent.FromString,
                 _registered_method=True)
+        self.Cancel = channel.unary_unary(
+                '/bakery.v1.Bakery/Cancel',
+                request_serializer=stagekit_dot_api_dot_bakery_dot_v1_dot_bakery__pb2.CancelRequest.SerializeToString,
+                response_deserializer=stagekit_dot_api_dot_bakery_dot_v1_dot_bakery__pb2.CancelReply.FromString,
+                _registered_method=True)
         self.PackageCode = channel.unary_unary(
                 '/bakery.v1.Bakery/PackageCode',
                 request_serializer=stagekit_dot_api_dot_bakery_dot_v1_dot_bakery__pb2.PackageRequest.SerializeToString,
@@ -71,6 +76,14 @@ class BakeryServicer:
     def Watch(self, request, context):
         """Re-attach to a running or finished bake (after a dropped connection): the events so far,
         then the rest as they happen.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Cancel(self, request, context):
+        """The caller stops waiting for a bake (its own cancel): the server cancels the build at once
+        when no other caller waits for it, instead of waiting for a re-attach.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -104,6 +117,11 @@ def add_BakeryServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=stagekit_dot_api_dot_bakery_dot_v1_dot_bakery__pb2.WatchRequest.FromString,
                     response_serializer=stagekit_dot_api_dot_bakery_dot_v1_dot_bakery__pb2.BakeEvent.SerializeToString,
+            ),
+            'Cancel': grpc.unary_unary_rpc_method_handler(
+                    servicer.Cancel,
+                    request_deserializer=stagekit_dot_api_dot_bakery_dot_v1_dot_bakery__pb2.CancelRequest.FromString,
+                    response_serializer=stagekit_dot_api_dot_bakery_dot_v1_dot_bakery__pb2.CancelReply.SerializeToString,
             ),
             'PackageCode': grpc.unary_unary_rpc_method_handler(
                     servicer.PackageCode,
@@ -171,6 +189,33 @@ class Bakery:
             '/bakery.v1.Bakery/Watch',
             stagekit_dot_api_dot_bakery_dot_v1_dot_bakery__pb2.WatchRequest.SerializeToString,
             stagekit_dot_api_dot_bakery_dot_v1_dot_bakery__pb2.BakeEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Cancel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bakery.v1.Bakery/Cancel',
+            stagekit_dot_api_dot_bakery_dot_v1_dot_bakery__pb2.CancelRequest.SerializeToString,
+            stagekit_dot_api_dot_bakery_dot_v1_dot_bakery__pb2.CancelReply.FromString,
             options,
             channel_credentials,
             insecure,
