@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from bakery import config
-from bakery.base.default import ensure_default_base
+from bakery.base.default import default_base_ready, ensure_default_base
 from bakery.base.model import PythonInfo
 from bakery.base.pin import BasePins
 from bakery.base.source import parse_base
@@ -30,8 +30,10 @@ from stagekit.cancel import Cancelled, CancelToken, token_from
 from stagekit.progress import Reporter
 
 if TYPE_CHECKING:
+    from bakery.base.model import BaseImage
     from bakery.lock import Lock
     from bakery.oci.model import Image
+    from bakery.oci.publish import Publisher
     from bakery.spec import Spec
 
 
@@ -137,45 +139,96 @@ def bake(
         ) from None
 
 
-def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> BakeResult:
+def find_fresh(
+    request: BakeRequest, publisher: "Publisher", reporter: Reporter
+) -> BakeResult | None:
+    """The image of a checked request's spec at `publisher` (its target, kept open by the
+    caller: a server reuses its registry connections) when it is baked and fresh
+    (`max_age`), else None. It loads no base and builds nothing, so a server answers its
+    cache hits with it without taking a build slot; a failure is an ImageBakingException,
+    as a bake's."""
+    lookup = _look_up(request, publisher, reporter, CancelToken(), load_base=False)
+    if lookup is None or lookup.hit is None or lookup.stale is not None:
+        return None
+    return lookup.hit
+
+
+@dataclass
+class _Lookup:
+    """A bake's cheap first phase: the spec on its pinned base, and its image if baked."""
+
+    spec: "Spec"
+    pinned: str
+    base: "BaseImage | None"
+    """Loaded only when its interpreter was not known yet; the build loads it otherwise."""
+    tag: str
+    resolutions: Resolutions
+    hit: BakeResult | None
+    stale: str | None
+    """Why the hit's lock must be resolved again (`max_age`); None: it is fresh."""
+
+
+def _look_up(
+    request: BakeRequest,
+    publisher: "Publisher",
+    reporter: Reporter,
+    cancel: CancelToken,
+    *,
+    load_base: bool,
+) -> _Lookup | None:
+    """Pin the base, make the spec and look its tag up. None when `load_base` is False and
+    the base would have to be loaded (or built) to know its Python."""
     started = time.monotonic()
     platform = request.target_platform
     cache = config.bake_cache_dir()
     blobs = BlobCache(cache / "blobs")
+    base_reference = request.base_reference
+    if base_reference is None:
+        if not load_base and not default_base_ready(platform):
+            return None
+        base_reference = ensure_default_base(blobs, platform, reporter)
+    pins = BasePins(cache)
+    base_digest = pins.pin(base_reference, platform=platform, ttl=config.base_tag_ttl())
+    pinned = parse_base(base_reference).pinned(base_digest)
+    base_python = pins.python(base_digest, platform)
+    base = None
+    if base_python is None:
+        if not load_base:
+            return None
+        from bakery.build import load_base_image
+
+        base = load_base_image(pinned, publisher, blobs, platform, reporter)
+        base_python = base.python
+        pins.remember_python(base_digest, platform, base_python)
+    spec = request.spec(base_digest, _target_python(request.python, base_python, pinned))
+    cancel.check()
+    tag = f"spec-{spec.spec_id}"
+    resolutions = Resolutions(cache, target_name(request.target, request.registry))
+    found = None if request.force else publisher.find(tag)
+    hit = stale = None
+    if found is not None:
+        reporter.info(f"Found baked image {found.reference} for spec {spec.spec_id[:12]}")
+        hit = _hit(found.reference, found.manifest, spec, time.monotonic() - started)
+        stale = resolutions.due(spec, hit.lock_digest, request.spec_max_age)
+    return _Lookup(spec, pinned, base, tag, resolutions, hit, stale)
+
+
+def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> BakeResult:
     uploads = Uploads(reporter)
     publisher = open_target(request.target, request.registry, uploads.on_step)
     with contextlib.closing(publisher):
-        base_reference = request.base_reference
-        if base_reference is None:
-            base_reference = ensure_default_base(blobs, platform, reporter)
-        pins = BasePins(cache)
-        base_digest = pins.pin(base_reference, platform=platform, ttl=config.base_tag_ttl())
-        pinned = parse_base(base_reference).pinned(base_digest)
-        base_python = pins.python(base_digest, platform)
-        base = None  # loaded only when its interpreter is not known yet, or to build
-        if base_python is None:
-            from bakery.build import load_base_image
-
-            base = load_base_image(pinned, publisher, blobs, platform, reporter)
-            base_python = base.python
-            pins.remember_python(base_digest, platform, base_python)
-        spec = request.spec(base_digest, _target_python(request.python, base_python, pinned))
-        cancel.check()
-        tag = f"spec-{spec.spec_id}"
-        resolutions = Resolutions(cache, target_name(request.target, request.registry))
-        found = None if request.force else publisher.find(tag)
+        lookup = _look_up(request, publisher, reporter, cancel, load_base=True)
+        assert lookup is not None  # it loads the base when it must
+        spec, hit = lookup.spec, lookup.hit
         relocked: tuple[Lock, float] | None = None
-        if found is not None:
-            reporter.info(f"Found baked image {found.reference} for spec {spec.spec_id[:12]}")
-            hit = _hit(found.reference, found.manifest, spec, time.monotonic() - started)
-            stale = resolutions.due(spec, hit.lock_digest, request.spec_max_age)
-            if stale is None:
+        if hit is not None:
+            if lookup.stale is None:
                 return hit
-            reporter.info(f"Resolving spec {spec.spec_id[:12]} again: {stale}")
+            reporter.info(f"Resolving spec {spec.spec_id[:12]} again: {lookup.stale}")
             relocked = _lock(spec, cancel)
             locked, seconds = relocked
             if locked.digest == hit.lock_digest:
-                resolutions.record(spec.spec_id, locked.digest)
+                lookup.resolutions.record(spec.spec_id, locked.digest)
                 reporter.info(f"The lock is unchanged: keeping {hit.image}")
                 stages = {**hit.stage_seconds, "resolve": seconds}
                 return replace(hit, refreshed=True, stage_seconds=stages)
@@ -184,18 +237,18 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
 
         result = build_image(
             spec,
-            pinned,
+            lookup.pinned,
             publisher,
-            tag,
-            base=base,
-            blobs=blobs,
+            lookup.tag,
+            base=lookup.base,
+            blobs=BlobCache(config.bake_cache_dir() / "blobs"),
             uploads=uploads,
             reporter=reporter,
             cancel=cancel,
             locked=relocked[0] if relocked else None,
         )
         if not is_pinned(spec):
-            resolutions.record(spec.spec_id, result.lock_digest)
+            lookup.resolutions.record(spec.spec_id, result.lock_digest)
         if relocked is None:
             return result
         stages = {"resolve": relocked[1], **result.stage_seconds}

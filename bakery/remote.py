@@ -23,7 +23,7 @@ from bakery.bake import BakeResult
 from bakery.errors import ImageBakingException
 from bakery.request import BakeRequest
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
-from stagekit.api.calls import kind_of, open_channel, token_metadata
+from stagekit.api.calls import kind_of, shared_channel, token_metadata
 from stagekit.cancel import Cancelled, CancelToken
 from stagekit.errors import ErrorKind
 from stagekit.progress import LogLine, Reporter
@@ -57,29 +57,28 @@ def bake_remote(
             )
     message = request_message(request)
     try:
-        channel = open_channel(url, idempotent=())  # re-attaching is done here, with Watch
+        channel = shared_channel(url, idempotent=())  # re-attaching is done here, with Watch
     except ValueError as exc:
         raise ImageBakingException(
             f"{exc}; set service= or BAKERY_URL to the Bakery server's address."
         ) from None
-    with channel:
-        session = _Session(
-            bakery_pb2_grpc.BakeryStub(channel),
-            message,
-            url,
-            reporter,
-            cancel or CancelToken(),
-            time.monotonic() + timeout,
-        )
-        try:
-            return session.run()
-        except Cancelled as stop:
-            session.release()
-            raise ImageBakingException(
-                f"The bake on {url} stopped: {stop.message}. The server cancels it unless "
-                "another caller waits for the same bake; a bake it cancels tags nothing.",
-                kind=stop.kind,
-            ) from None
+    session = _Session(
+        bakery_pb2_grpc.BakeryStub(channel),
+        message,
+        url,
+        reporter,
+        cancel or CancelToken(),
+        time.monotonic() + timeout,
+    )
+    try:
+        return session.run()
+    except Cancelled as stop:
+        session.release()
+        raise ImageBakingException(
+            f"The bake on {url} stopped: {stop.message}. The server cancels it unless "
+            "another caller waits for the same bake; a bake it cancels tags nothing.",
+            kind=stop.kind,
+        ) from None
 
 
 class _Session:

@@ -58,7 +58,7 @@ def _package_remote(
     request: PackageRequest, url: str, reporter: Reporter, cancel: CancelToken
 ) -> PackagedCode:
     from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
-    from stagekit.api.calls import open_channel
+    from stagekit.api.calls import shared_channel
 
     roots = source_roots(request.src_paths)
     try:
@@ -78,17 +78,16 @@ def _package_remote(
         ]
     )
     try:
-        channel = open_channel(url, _IDEMPOTENT)
+        channel = shared_channel(url, _IDEMPOTENT)
     except ValueError as error:
         raise CodePackagingException(f"{error}; set service= or BAKERY_URL to one") from None
-    with channel:
-        stub = bakery_pb2_grpc.BakeryStub(channel)  # type: ignore[no-untyped-call]  # generated
-        for _ in range(_ROUNDS):
-            reply = _call(stub.PackageCode, listing, url, cancel)
-            if reply.WhichOneof("answer") == "packaged":
-                reporter.info(f"Packaged {len(entries)} files as {reply.packaged.key} on {url}")
-                return PackagedCode(reply.packaged.url, reply.packaged.key)
-            _upload(stub, list(reply.missing.blake3), entries, url, reporter, cancel)
+    stub = bakery_pb2_grpc.BakeryStub(channel)  # type: ignore[no-untyped-call]  # generated
+    for _ in range(_ROUNDS):
+        reply = _call(stub.PackageCode, listing, url, cancel)
+        if reply.WhichOneof("answer") == "packaged":
+            reporter.info(f"Packaged {len(entries)} files as {reply.packaged.key} on {url}")
+            return PackagedCode(reply.packaged.url, reply.packaged.key)
+        _upload(stub, list(reply.missing.blake3), entries, url, reporter, cancel)
     raise CodePackagingException(
         f"the Bakery service at {url} still lacked contents after {_ROUNDS} uploads; run it again",
         kind=ErrorKind.CONFLICT,

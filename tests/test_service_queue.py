@@ -190,3 +190,29 @@ def test_the_queue_takes_turns_between_tokens(server_repo, registry, tmp_path):
     b_positions = [e.queued.position for e in builds[3].events if e.HasField("queued")]
     assert b_positions == [2, 1]
     assert len(spec_tags(registry, server_repo[1])) == 4
+
+
+def test_a_cache_hit_never_waits_for_a_slot(server_repo, registry, tmp_path):
+    """A spec whose image is baked is answered from the registry by the RPC itself: with every
+    slot held and the queue full, hits still come back, and a new spec is still refused."""
+    running = start(ServerSettings(port=0, state_dir=tmp_path / "state", max_builds=1, max_queue=1))
+    service, url = running.service, f"grpc://127.0.0.1:{running.port}"
+    service.orphan_grace = 0
+    try:
+        baked = bake_remote(BakeRequest(pypi={"six": ""}), url, timeout=600)
+        assert baked.outcome == "built"
+        with slots_taken(service):
+            waiting = stub(url).Bake(bakery_pb2.BakeRequest(pypi={"attrs": ""}), timeout=600)
+            assert next(waiting).HasField("accepted") and next(waiting).queued.position == 1
+
+            hits = [bake_remote(BakeRequest(pypi={"six": ""}), url, timeout=60) for _ in range(3)]
+            assert {(hit.outcome, hit.image) for hit in hits} == {("hit", baked.image)}
+            events = list(stub(url).Bake(bakery_pb2.BakeRequest(pypi={"six": ""}), timeout=60))
+            assert kinds(events) == ["accepted", "log", "result"]
+            with pytest.raises(ImageBakingException, match="queue is full"):
+                bake_remote(BakeRequest(pypi={"idna": ""}), url, timeout=60)
+            assert service.builds_started == 2  # six once, attrs queued; hits start none
+            waiting.cancel()
+    finally:
+        running.stop(grace=1)
+    assert running.index.outcomes()["hit"] == 4

@@ -20,13 +20,18 @@ def default_base_tag(platform: str) -> str:
     return f"{config.DEFAULT_BASE_TAG}-{platform.rpartition('/')[2]}-{recipe_id(platform=platform)}"
 
 
+def default_base_ready(platform: str) -> bool:
+    """Whether the default base for `platform` is built already (nothing to build)."""
+    return LayoutPublisher(config.image_layout_dir()).find(default_base_tag(platform)) is not None
+
+
 def ensure_default_base(
     blobs: BlobCache, platform: str, reporter: Reporter, *, force: bool = False
 ) -> str:
     """The default base's layout reference, building and storing it first if needed."""
     layout = LayoutPublisher(config.image_layout_dir())
     tag = default_base_tag(platform)
-    if force or layout.find(tag) is None:
+    if force or not default_base_ready(platform):
         from bakery.base.debian import build_debian_base
 
         reporter.info(

@@ -32,9 +32,11 @@ from typing import Protocol
 import grpc
 
 from bakery import wire
-from bakery.bake import bake
+from bakery.bake import BakeResult, bake, find_fresh
 from bakery.errors import ImageBakingException
+from bakery.oci.publish import Publisher
 from bakery.request import BakeRequest
+from bakery.targets import open_target
 from frontends.service.auth import caller_of
 from frontends.service.metrics import ServiceMetrics
 from frontends.service.slots import ANONYMOUS, DEFAULT_MAX_QUEUE, BuildSlots, QueueFull
@@ -145,6 +147,7 @@ class BakeRpcs:
         self._lock = threading.Lock()
         self._running: dict[str, Build] = {}
         self._by_request: dict[str, Build] = {}
+        self._publisher: Publisher | None = None
         self.metrics.track_load(lambda: len(self.slots.waiting), lambda: self.slots.running)
 
     def submit(self, message: bakery_pb2.BakeRequest, caller: Caller) -> tuple[Build, bool]:
@@ -163,7 +166,7 @@ class BakeRpcs:
         except QueueFull:
             shutil.rmtree(workdir)
             raise
-        if not started:
+        if build.thread is None or not started:  # no build of its own reads the files
             shutil.rmtree(workdir)
         return build, started
 
@@ -240,6 +243,10 @@ class BakeRpcs:
         for build in builds:
             if build.thread is not None:
                 build.thread.join(wait)
+        with self._lock:
+            publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            publisher.close()
 
     def _attach(
         self,
@@ -248,12 +255,22 @@ class BakeRpcs:
         workdir: Path,
         caller: Caller,
     ) -> tuple[Build, bool]:
-        """The running build this request joins, or a new one; True if it started one."""
+        """The running build this request joins, or a new one; True if it started one. A
+        spec whose image is baked and fresh is answered at once, as a finished build that
+        took no slot and no thread: cache hits never queue behind builds."""
         key = wire.fingerprint(message)
         with self._lock:
-            build = self._by_request.get(message.request_id) if message.request_id else None
-            build = build or self._running.get(key)
+            build = self._joinable(message, key)
+            if build is not None:
+                self._watch(build, caller, message.request_id)
+                return build, False
+        answered = self._answer_from_cache(key, message, request, workdir)
+        with self._lock:
+            build = self._joinable(message, key)
             started = build is None
+            if build is None and answered is not None:
+                self._remember(answered)
+                return answered, True
             if build is None:
                 build = Build(key, message.request_id, describe(message), caller_of(caller))
                 self.slots.enter(build, build.caller)
@@ -268,6 +285,43 @@ class BakeRpcs:
                 build.thread.start()
             self._watch(build, caller, message.request_id)
         return build, started
+
+    def _joinable(self, message: bakery_pb2.BakeRequest, key: str) -> Build | None:
+        """The running build of the same request_id or fingerprint (under self._lock)."""
+        build = self._by_request.get(message.request_id) if message.request_id else None
+        return build or self._running.get(key)
+
+    def _answer_from_cache(
+        self, key: str, message: bakery_pb2.BakeRequest, request: BakeRequest, workdir: Path
+    ) -> Build | None:
+        """A finished build holding the result (or the lookup's error) when the spec's image
+        is baked and fresh; None when it must be built."""
+        started = time.monotonic()
+        build = Build(key, message.request_id, describe(message))
+        try:
+            result = find_fresh(request, self._target(), self._reporter(build))
+        except ImageBakingException as exc:
+            final = self._failed(key, exc, started, workdir)
+        else:
+            if result is None:
+                return None
+            final = self._finished(key, request, result, started)
+        build.started = build.finished = time.time()
+        build.publish(final, last=True)
+        return build
+
+    def _target(self) -> Publisher:
+        """The server's publish target, opened once: cache hits reuse its connections.
+        (Remote requests cannot pick a target or registry: the server's own is used.)"""
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = open_target(None, None)
+            return self._publisher
+
+    @staticmethod
+    def _reporter(build: Build) -> Reporter:
+        """A reporter whose events become `build`'s events (what its callers receive)."""
+        return Reporter("bakery.service", events=lambda e: build.publish(wire.event_message(e)))
 
     def _remember(self, build: Build) -> None:
         self.builds[build.id] = build
@@ -313,9 +367,8 @@ class BakeRpcs:
             build.cancel.cancel(reason)
 
     def _run(self, build: Build, request: BakeRequest, workdir: Path) -> None:
-        reporter = Reporter("bakery.service", events=lambda e: build.publish(wire.event_message(e)))
         try:
-            final = self._bake(build, request, reporter, workdir)
+            final = self._bake(build, request, self._reporter(build), workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
             with self._lock:
@@ -337,10 +390,7 @@ class BakeRpcs:
         try:
             result = bake(request, reporter=reporter, cancel=build.cancel)
         except ImageBakingException as exc:
-            self.metrics.bake_failed()
-            if self.index is not None:
-                self.index.record_failure(build.key, time.monotonic() - started)
-            return wire.error_message(exc.kind, _scrub(exc.message, workdir))
+            return self._failed(build.key, exc, started, workdir)
         except Exception as exc:  # a bug: the caller gets a typed error, the log the trace
             self.metrics.bake_failed()
             log.exception("build %s failed", build.id)
@@ -349,14 +399,29 @@ class BakeRpcs:
             )
         finally:
             self.slots.release()
+        return self._finished(build.key, request, result, started)
+
+    def _finished(
+        self, key: str, request: BakeRequest, result: BakeResult, started: float
+    ) -> bakery_pb2.BakeEvent:
+        """Count and record a bake's result; its last event."""
         self.metrics.bake_finished(result)
         if self.index is not None:
             size = image_size(result.image) if result.outcome == "built" else None
             seconds = time.monotonic() - started
             self.index.record_bake(
-                result, request.target_platform, size=size, fingerprint=build.key, seconds=seconds
+                result, request.target_platform, size=size, fingerprint=key, seconds=seconds
             )
         return wire.result_message(result)
+
+    def _failed(
+        self, key: str, exc: ImageBakingException, started: float, workdir: Path
+    ) -> bakery_pb2.BakeEvent:
+        """Count and record a failed bake; its last event (the message without `workdir`)."""
+        self.metrics.bake_failed()
+        if self.index is not None:
+            self.index.record_failure(key, time.monotonic() - started)
+        return wire.error_message(exc.kind, _scrub(exc.message, workdir))
 
     def last_event(self, build: Build, *, joined: bool) -> bakery_pb2.BakeEvent:
         """A finished `build`'s last event as one caller gets it: a caller that joined the

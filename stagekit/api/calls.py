@@ -6,6 +6,7 @@ Imports grpc: import this module where a call is made, never at a stage's top.
 
 import json
 import os
+import threading
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -58,6 +59,23 @@ def token_metadata() -> tuple[tuple[str, str], ...]:
     """`authorization: Bearer <BAKERY_TOKEN>` when the variable is set."""
     token = os.environ.get("BAKERY_TOKEN")
     return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+_shared: dict[tuple[str, tuple[tuple[str, str], ...], str | None], grpc.Channel] = {}
+_shared_lock = threading.Lock()
+os.register_at_fork(after_in_child=_shared.clear)  # a channel must not cross a fork
+
+
+def shared_channel(url: str, idempotent: Sequence[tuple[str, str]]) -> grpc.Channel:
+    """`open_channel`'s channel, opened once per process and kept: a call on it costs no new
+    connection, handshake or polling thread (what every remote cache hit would pay). grpc
+    reconnects it by itself after a server restart; never close it."""
+    key = (url, tuple(idempotent), os.environ.get("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"))
+    with _shared_lock:
+        channel = _shared.get(key)
+        if channel is None:
+            channel = _shared[key] = open_channel(url, idempotent)
+        return channel
 
 
 def open_channel(url: str, idempotent: Sequence[tuple[str, str]]) -> grpc.Channel:
