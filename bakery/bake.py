@@ -225,7 +225,7 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
             if lookup.stale is None:
                 return hit
             reporter.info(f"Resolving spec {spec.spec_id[:12]} again: {lookup.stale}")
-            relocked = _lock(spec, cancel)
+            relocked = _lock(spec, lookup.pinned, request.build, reporter, cancel)
             locked, seconds = relocked
             if locked.digest == hit.lock_digest:
                 lookup.resolutions.record(spec.spec_id, locked.digest)
@@ -246,6 +246,7 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
             reporter=reporter,
             cancel=cancel,
             locked=relocked[0] if relocked else None,
+            build=request.build,
         )
         if not is_pinned(spec):
             lookup.resolutions.record(spec.spec_id, result.lock_digest)
@@ -255,12 +256,16 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
         return replace(result, refreshed=True, stage_seconds=stages)
 
 
-def _lock(spec: "Spec", cancel: CancelToken) -> "tuple[Lock, float]":
-    """The spec locked in its ecosystem, and the seconds that took."""
+def _lock(
+    spec: "Spec", pinned: str, build: bool, reporter: Reporter, cancel: CancelToken
+) -> "tuple[Lock, float]":
+    """The spec locked in its ecosystem (sdists built when `build`), and the seconds that took."""
+    from bakery.buildkit.builder import execution_builder
     from bakery.ecosystems import ecosystem_for
 
     clock = time.monotonic()
-    locked = ecosystem_for(spec).lock(spec, cancel)
+    builder = execution_builder(pinned, None, reporter, allowed=build)
+    locked = ecosystem_for(spec, builder).lock(spec, cancel)
     return locked, time.monotonic() - clock
 
 

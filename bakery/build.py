@@ -14,6 +14,7 @@ from bakery import config
 from bakery.bake import BakeResult, Uploads, python_path
 from bakery.base.load import fetch_base_layers, load_base
 from bakery.base.model import BaseImage
+from bakery.buildkit.builder import execution_builder
 from bakery.ecosystems import ecosystem_for
 from bakery.image import assemble
 from bakery.layers.budget import LAYER_BUDGET
@@ -50,9 +51,11 @@ def build_image(
     reporter: Reporter,
     cancel: CancelToken,
     locked: Lock | None = None,
+    build: bool = True,
 ) -> BakeResult:
     """Lock (unless the caller has `locked` it already), layer, assemble and publish `spec`
-    on the pinned base (`base`, if the caller loaded it already); the tag goes last."""
+    on the pinned base (`base`, if the caller loaded it already); the tag goes last.
+    `build`: sdist-only packages are built in BuildKit (else they are an error)."""
     seconds: dict[str, float] = {}
     clock = time.monotonic()
 
@@ -73,7 +76,9 @@ def build_image(
         pusher = publisher
         pusher.push_ahead(base.layers, **_base_push(base, mount_repository, blobs))
         on_built = lambda layer: pusher.push_ahead([layer.oci_layer()])  # noqa: E731
-    ecosystem = ecosystem_for(spec)
+    python = base.python.version if base.python else None
+    builder = execution_builder(base_reference, python, reporter, allowed=build)
+    ecosystem = ecosystem_for(spec, builder)
     if locked is None:
         reporter.info(
             f"Resolving {len(spec.requirements)} requirement(s) for {spec.platform}, "

@@ -15,8 +15,9 @@ import sys
 import tempfile
 import threading
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 import blake3
@@ -50,6 +51,20 @@ class LockedPackage:
     filename: str
     sha256: str
     size: int | None
+
+    @property
+    def is_sdist(self) -> bool:
+        """Locked as a source distribution: the execution builder makes its wheel."""
+        return not self.filename.endswith(".whl")
+
+
+class NoWheelError(ImageBakingException):
+    """Some packages have no wheel for the target; `packages` names them (canonical names,
+    `name==version` when uv narrowed them to one version)."""
+
+    def __init__(self, message: str, *, packages: tuple[str, ...], details: str | None) -> None:
+        super().__init__(message, details=details)
+        self.packages = packages
 
 
 LOCK_FORMAT = 2
@@ -126,9 +141,19 @@ def _find_uv() -> str:
         return on_path
 
 
-def lock(spec: Spec, *, timeout: float = 600.0) -> Lock:
-    """Resolve `spec` for its target platform and Python into one wheel per package."""
-    entries = _compile(spec, timeout).get("packages", [])
+def lock(
+    spec: Spec,
+    *,
+    timeout: float = 600.0,
+    find_links: Path | None = None,
+    built: Mapping[str, LockedPackage] | None = None,
+) -> Lock:
+    """Resolve `spec` for its target platform and Python into one wheel per package.
+
+    The execution builder passes the wheels it built from sdists as `find_links` (uv reads
+    their metadata, so no package code runs here) and `built`: the sdist each of those
+    packages is then locked as, by canonical name."""
+    entries = _compile(spec, timeout, find_links).get("packages", [])
     if not entries:
         raise ImageBakingException(
             f"No requirement applies to {spec.platform} and Python {spec.python}: the "
@@ -138,7 +163,11 @@ def lock(spec: Spec, *, timeout: float = 600.0) -> Lock:
         )
     tags = target_tags(spec.platform, spec.python)
     target = f"{spec.platform} and Python {spec.python}"
-    packages = [choose_wheel(entry, tags, target) for entry in entries]
+    built = built or {}
+    packages = [
+        built.get(canonicalize_name(entry["name"])) or choose_wheel(entry, tags, target)
+        for entry in entries
+    ]
     _check_hashes(packages, spec)
     packages.sort(key=lambda p: p.name)
     return Lock(
@@ -146,7 +175,7 @@ def lock(spec: Spec, *, timeout: float = 600.0) -> Lock:
     )
 
 
-def _compile(spec: Spec, timeout: float) -> dict:
+def _compile(spec: Spec, timeout: float, find_links: Path | None = None) -> dict:
     command = [
         uv_binary(),
         "pip",
@@ -168,6 +197,8 @@ def _compile(spec: Spec, timeout: float) -> dict:
     if spec.index_url:
         command.append(f"--default-index={spec.index_url}")
     command += [f"--index={url}" for url in spec.extra_index_urls]
+    if find_links is not None:
+        command.append(f"--find-links={find_links}")
     # A scratch cwd so no project's pyproject.toml or .python-version steers the resolution.
     with tempfile.TemporaryDirectory(prefix="bakery-lock-") as scratch:
         try:
@@ -213,6 +244,12 @@ def _explain(stderr: str, spec: Spec) -> ImageBakingException:
     else:
         headline = f"Could not resolve the requirements for {target}."
     unreachable = any(sign in stderr for sign in _UNREACHABLE)
+    if no_wheel:
+        return NoWheelError(
+            "\n".join([headline, *_uv_reasons(stderr)]),
+            packages=tuple(no_wheel),
+            details=stderr.strip() or None,
+        )
     return ImageBakingException(
         "\n".join([headline, *_uv_reasons(stderr)]),
         details=stderr.strip() or None,

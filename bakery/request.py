@@ -31,6 +31,7 @@ OPTIONS = (
     "timeout",
     "service",
     "max_age",
+    "build",
 )
 """The keyword options `bake_image` takes beyond the reference's named parameters."""
 
@@ -57,6 +58,8 @@ class BakeRequest:
     max_age: float | None = None
     """Seconds after which an unpinned spec is resolved again (0: now); None: the default,
     BAKERY_SPEC_MAX_AGE (unset: never)."""
+    build: bool = True
+    """Build sdist-only packages in BuildKit; False: such a package is an error."""
 
     def check(self) -> None:
         """Refuse bad input now, with a short ImageBakingException, before any I/O beyond
@@ -68,8 +71,11 @@ class BakeRequest:
             )
         for name in ("platform", "registry", "target", "compression", "python", "base_image"):
             _optional_text(getattr(self, name), name)
-        if not isinstance(self.force, bool):
-            raise ImageBakingException(f"force must be True or False, not {quoted(self.force)}.")
+        for flag in ("force", "build"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ImageBakingException(
+                    f"{flag} must be True or False, not {quoted(getattr(self, flag))}."
+                )
         _check_max_age(self.max_age)
         _ = self.spec_max_age  # a malformed BAKERY_SPEC_MAX_AGE is refused now
         base = self.base_reference
@@ -130,7 +136,13 @@ def request_from_call(arguments: Mapping[str, Any], options: Mapping[str, Any]) 
     max_age = options.get("max_age")
     if isinstance(max_age, datetime.timedelta):
         max_age = max_age.total_seconds()
-    return BakeRequest(**named, **chosen, force=options.get("force", False), max_age=max_age)
+    return BakeRequest(
+        **named,
+        **chosen,
+        force=options.get("force", False),
+        max_age=max_age,
+        build=options.get("build", True),
+    )
 
 
 def _check_max_age(value: object) -> None:

@@ -21,7 +21,9 @@ MANYLINUX_LIBRARIES = (
     "libexpat1",
     "libglib2.0-0",  # libglib, libgobject, libgthread
 )
-PACKAGES = ("python3", "ca-certificates", *MANYLINUX_LIBRARIES)
+APT = ("apt",)
+"""The execution builder installs `system_packages` and sdist build tools with it, in BuildKit."""
+PACKAGES = ("python3", "ca-certificates", *APT, *MANYLINUX_LIBRARIES)
 _RECIPE_VERSION = 1  # bump when the layer's bytes change for the same packages (rootfs.py)
 ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
 _DROP_HOST_FILES = 'rm -f "$1/etc/resolv.conf" "$1/etc/hostname"'

@@ -79,7 +79,7 @@ class Graph:
         cwd: str = "/",
     ) -> dict[str, Output]:
         """Run `args` in a container of `mounts` (the one at `/` is the root filesystem);
-        returns the Output of each mount marked `output`, by its `dest`."""
+        returns the Output of each mount marked `output` and of the root, by its `dest`."""
         inputs: list[llb_pb2.Input] = []
         positions: dict[Output, int] = {}
         pb_mounts: list[llb_pb2.Mount] = []
@@ -94,7 +94,7 @@ class Graph:
                     )
                 index = positions[mount.source]
             output = -1
-            if mount.output:
+            if mount.output or mount.dest == "/":  # BuildKit mounts a root without one read-only
                 output = outputs[mount.dest] = len(outputs)
             pb_mounts.append(
                 llb_pb2.Mount(

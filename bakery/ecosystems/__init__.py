@@ -8,7 +8,7 @@ base image, the layer budget, the image assembly, caching and publishing are sha
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bakery.base.model import BaseImage
 from bakery.layers.model import BuiltLayer
@@ -16,6 +16,9 @@ from bakery.lock import Lock
 from bakery.spec import Spec
 from stagekit.cancel import CancelToken
 from stagekit.progress import Reporter
+
+if TYPE_CHECKING:
+    from bakery.buildkit.builder import ExecutionBuilder
 
 
 class Ecosystem(Protocol):
@@ -43,10 +46,11 @@ class Ecosystem(Protocol):
         ...
 
 
-def ecosystem_for(spec: Spec) -> Ecosystem:
-    """The ecosystem that bakes specs of `spec.kind`."""
+def ecosystem_for(spec: Spec, builder: "ExecutionBuilder | None" = None) -> Ecosystem:
+    """The ecosystem that bakes specs of `spec.kind`; `builder` builds what has no binary
+    artifact (sdists) in BuildKit, None: binary artifacts only."""
     if spec.kind == "pypi":
         from bakery.ecosystems.pypi import PyPI
 
-        return PyPI()
+        return PyPI(builder)
     raise AssertionError(f"Spec validation admits no kind {spec.kind!r}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bakery import config
 from bakery.base.model import BaseImage
+from bakery.buildkit.builder import ExecutionBuilder
 from bakery.layers.budget import LAYER_BUDGET, fit_budget
 from bakery.layers.bytecode import Compiler, NoCompiler, find_compiler
 from bakery.layers.cpython import build_cpython_layer
@@ -25,10 +26,17 @@ LOCK_TIMEOUT = 600.0
 
 
 class PyPI:
+    """`builder`: the execution builder for sdist-only packages; None: wheels only."""
+
     kind = "pypi"
+
+    def __init__(self, builder: ExecutionBuilder | None = None) -> None:
+        self.builder = builder
 
     def lock(self, spec: Spec, cancel: CancelToken) -> Lock:
         cancel.check()
+        if self.builder is not None:
+            return self.builder.lock(spec, cancel, timeout=cancel.remaining(LOCK_TIMEOUT))
         return lock(spec, timeout=cancel.remaining(LOCK_TIMEOUT))
 
     def layers(
@@ -56,18 +64,21 @@ class PyPI:
         cancel.check()
 
         room -= len(interpreter_layers) + 1  # the env layer goes on top
-        total = sum(package.size or 0 for package in locked.packages)
+        wheels = list(locked.packages)
+        if self.builder is not None:  # each sdist's wheel, built in BuildKit (or cached)
+            wheels = self.builder.layered(spec, wheels, cancel)
+        total = sum(package.size or 0 for package in wheels)
         compiler = _bytecode_compiler(spec.python, cache, reporter)
-        reporter.info(f"Downloading {len(locked.packages)} wheel(s)")
+        reporter.info(f"Downloading {len(wheels)} wheel(s)")
         built = build_package_layers(
-            locked.packages,
+            wheels,
             cache,
             python=spec.python,
             compiler=compiler,
             prefix=config.ENV_PREFIX,
             compression=spec.compression,
             # Over the budget, some layers get merged: pushing them early would be wasted.
-            on_built=on_built if len(locked.packages) <= room else None,
+            on_built=on_built if len(wheels) <= room else None,
             download_progress=lambda done, count: reporter.advance(
                 "download", done, total or count
             ),
