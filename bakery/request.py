@@ -32,6 +32,7 @@ OPTIONS = (
     "service",
     "max_age",
     "build",
+    "system_packages",
 )
 """The keyword options `bake_image` takes beyond the reference's named parameters."""
 
@@ -60,6 +61,8 @@ class BakeRequest:
     BAKERY_SPEC_MAX_AGE (unset: never)."""
     build: bool = True
     """Build sdist-only packages in BuildKit; False: such a package is an error."""
+    system_packages: tuple[str, ...] = ()
+    """Debian packages installed with apt in BuildKit, one layer under the packages."""
 
     def check(self) -> None:
         """Refuse bad input now, with a short ImageBakingException, before any I/O beyond
@@ -113,6 +116,7 @@ class BakeRequest:
             cache_name=self.cache_name,
             compression="gzip" if self.compression is None else self.compression,
             source_date_epoch=config.source_date_epoch(),
+            system_packages=self.system_packages,
         )
 
 
@@ -142,7 +146,19 @@ def request_from_call(arguments: Mapping[str, Any], options: Mapping[str, Any]) 
         force=options.get("force", False),
         max_age=max_age,
         build=options.get("build", True),
+        system_packages=_system_packages(options.get("system_packages")),
     )
+
+
+def _system_packages(value: object) -> tuple[str, ...]:
+    """`system_packages=` as a tuple: a list or tuple of names (checked by the Spec)."""
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ImageBakingException(
+            f"system_packages must be a list of Debian package names, not {quoted(value)}."
+        )
+    return tuple(value)
 
 
 def _check_max_age(value: object) -> None:

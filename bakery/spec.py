@@ -53,6 +53,7 @@ _PYTHON = re.compile(r"3\.(\d{1,3})(\.\d{1,4})?")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _OPTIONS = ("-r", "--requirement", "-i", "--index-url", "--extra-index-url", "--hash")
 _URL_SCHEMES = ("https", "http")
+_DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]{1,127}")
 
 
 SPEC_FORMAT = 2
@@ -85,6 +86,8 @@ class Spec:
     """The image config's `created` time: it changes the image's bytes, so the id too."""
     kind: SpecKind = "pypi"
     format: int = SPEC_FORMAT
+    system_packages: tuple[str, ...] = ()
+    """Debian packages apt installs in BuildKit under the package layers (sorted, unique)."""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -105,6 +108,8 @@ class Spec:
     def spec_id(self) -> str:
         """blake3 hex of the canonical JSON of every field: same inputs, same id."""
         fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        if not self.system_packages:  # added later: specs without them keep their ids
+            del fields["system_packages"]
         canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return blake3.blake3(canonical.encode()).hexdigest()
 
@@ -214,6 +219,17 @@ def _format(value: object) -> int:
     return value
 
 
+def _system_packages(value: object) -> tuple[str, ...]:
+    names = _texts(value)
+    for name in names:
+        if not _DEBIAN_PACKAGE.fullmatch(name):
+            raise ValueError(
+                f"system package {quoted(name)} is not a Debian package name (lowercase "
+                "letters, digits, '+', '-', '.'; at least two characters)"
+            )
+    return tuple(sorted(set(names)))
+
+
 _FIELD_CHECKS = {
     "requirements": _requirements,
     "base_image_digest": _digest,
@@ -228,6 +244,7 @@ _FIELD_CHECKS = {
     "source_date_epoch": _epoch,
     "kind": _kind,
     "format": _format,
+    "system_packages": _system_packages,
 }
 """Each field's check: returns the normalized value, raises ValueError/TypeError to refuse."""
 
@@ -249,6 +266,7 @@ def make_spec(
     cache_name: str | None = None,
     compression: str = "gzip",
     source_date_epoch: int = 0,
+    system_packages: tuple[str, ...] = (),
 ) -> Spec:
     """Validate exactly one dependency source plus the target, and return its `Spec`."""
     given = [
@@ -284,6 +302,7 @@ def make_spec(
         cache_name=cache_name,
         compression=compression,  # type: ignore[arg-type]  # Spec checks it
         source_date_epoch=source_date_epoch,
+        system_packages=system_packages,
     )
     if reqs.requires_python and Version(spec.python) not in SpecifierSet(reqs.requires_python):
         raise ImageBakingException(

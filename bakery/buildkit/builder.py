@@ -22,6 +22,7 @@ from stagekit.progress import Reporter
 
 if TYPE_CHECKING:  # the wheel builder loads grpc: imported when a build needs it
     from bakery.buildkit.wheels import BuiltWheel, WheelBuilder
+    from bakery.layers.model import BuiltLayer
 
 MAX_ROUNDS = 16
 """Most rounds of build-then-resolve (each finds the sdist-only dependencies of the last)."""
@@ -108,12 +109,23 @@ class ExecutionBuilder:
             replaced.append(package)
         return replaced
 
-    def _wheels(self, spec: Spec) -> "WheelBuilder":
+    def system_layer(self, spec: Spec, cancel: CancelToken) -> "BuiltLayer":
+        """The layer of the files `spec.system_packages` add (apt in BuildKit, cached)."""
+        from bakery.buildkit.apt import build_apt_layer
+
+        base = self._pullable_base("Installing system packages")
+        return build_apt_layer(spec, base, self.cache, self.reporter, cancel)
+
+    def _pullable_base(self, what: str) -> str:
         if self.base_reference is None:
             raise ImageBakingException(
-                "Building sdists needs a base image BuildKit can pull: bake with base_image= "
-                "(or BAKERY_BASE_IMAGE) naming a registry image, not an OCI layout."
+                f"{what} needs a base image BuildKit can pull: bake with base_image= (or "
+                "BAKERY_BASE_IMAGE) naming a registry image, not an OCI layout."
             )
+        return self.base_reference
+
+    def _wheels(self, spec: Spec) -> "WheelBuilder":
+        base = self._pullable_base("Building sdists")
         if self.base_python is not None and self.base_python != spec.python:
             raise ImageBakingException(
                 f"sdists are built with the base's Python {self.base_python}, but the target "
@@ -122,7 +134,7 @@ class ExecutionBuilder:
             )
         from bakery.buildkit.wheels import WheelBuilder
 
-        return WheelBuilder(spec, self.base_reference, self.cache, self.reporter, self.address)
+        return WheelBuilder(spec, base, self.cache, self.reporter, self.address)
 
     def _wheel(
         self, wheels: "WheelBuilder", sdist: LockedPackage, cancel: CancelToken

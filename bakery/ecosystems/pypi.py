@@ -10,6 +10,7 @@ from pathlib import Path
 from bakery import config
 from bakery.base.model import BaseImage
 from bakery.buildkit.builder import ExecutionBuilder
+from bakery.errors import ImageBakingException
 from bakery.layers.budget import LAYER_BUDGET, fit_budget
 from bakery.layers.bytecode import Compiler, NoCompiler, find_compiler
 from bakery.layers.cpython import build_cpython_layer
@@ -51,6 +52,11 @@ class PyPI:
         room: int,
         cancel: CancelToken,
     ) -> list[BuiltLayer]:
+        system: list[BuiltLayer] = []
+        if spec.system_packages:  # apt's files go right on the base, under everything else
+            if self.builder is None:
+                raise ImageBakingException("system_packages need the execution builder (BuildKit).")
+            system.append(self.builder.system_layer(spec, cancel))
         interpreter_layers: list[BuiltLayer] = []
         python = base.python
         if python is None or python.version != spec.python:
@@ -63,7 +69,7 @@ class PyPI:
             interpreter_layers.append(cpython_layer)
         cancel.check()
 
-        room -= len(interpreter_layers) + 1  # the env layer goes on top
+        room -= len(system) + len(interpreter_layers) + 1  # the env layer goes on top
         wheels = list(locked.packages)
         if self.builder is not None:  # each sdist's wheel, built in BuildKit (or cached)
             wheels = self.builder.layered(spec, wheels, cancel)
@@ -97,7 +103,7 @@ class PyPI:
         )
         cancel.check()
         env = build_env_layer(cache, config.ENV_PREFIX, python, spec.compression)
-        return [*interpreter_layers, *packages, env]
+        return [*system, *interpreter_layers, *packages, env]
 
 
 def _bytecode_compiler(python: str, cache: Path, reporter: Reporter) -> Compiler | None:

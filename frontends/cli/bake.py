@@ -72,6 +72,22 @@ def bake(
     compression: Annotated[
         str, typer.Option(help="Layer compression: gzip (default) or zstd.")
     ] = "gzip",
+    apt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--apt",
+            help="A Debian package to install with apt in BuildKit, e.g. libgomp1 "
+            "(repeatable); its files become one layer under the packages.",
+        ),
+    ] = None,
+    build: Annotated[
+        bool,
+        typer.Option(
+            "--build/--no-build",
+            help="Build sdist-only packages into wheels in BuildKit (default); --no-build: "
+            "such a package is an error.",
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print {image, python_path}.")] = False,
     server: Annotated[
         str | None,
@@ -99,6 +115,8 @@ def bake(
                 compression=compression,
                 events=bars,
                 service=server,
+                build=build,
+                system_packages=list(apt or ()),
             )
     except ImageBakingException as error:
         fail(error)

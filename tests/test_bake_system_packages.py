@@ -1,0 +1,63 @@
+"""system_packages (`--apt`): apt in the real engine's BuildKit on the Debian base, the added
+files one cached layer under the package layers."""
+
+import json
+import subprocess
+
+import pytest
+
+from bakery.bake import bake_image
+from bakery.buildkit import client as buildkit_client
+from bakery.errors import ImageBakingException
+from bakery.inspect import fetch_blobs, read_baked
+from stagekit.errors import ErrorKind
+
+
+def docker(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_libgomp1_is_found_by_ldconfig_and_its_layer_is_reused(bake_env, docker_engine):
+    baked = bake_image(pypi={"six": ""}, system_packages=["libgomp1"], target="daemon")
+    found = docker("run", "--rm", baked.image, "ldconfig", "-p")
+    assert found.returncode == 0, found.stderr
+    assert "libgomp.so.1" in found.stdout
+    listed = docker("run", "--rm", baked.image, "dpkg-query", "-W", "-f=${Status}", "libgomp1")
+    assert listed.stdout == "install ok installed", listed.stdout + listed.stderr
+
+    solves = buildkit_client.solves()
+    again = bake_image(pypi={"six": "", "docopt": "==0.6.2"}, system_packages=["libgomp1"])
+    assert buildkit_client.solves() == solves + 1  # docopt's sdist only: apt's layer is cached
+    info = read_baked(again.image)
+    (config,) = fetch_blobs(again.image, [info.config_digest])
+    history = json.loads(config.read_bytes())["history"]
+    ours = [h["created_by"] for h in history if h.get("created_by", "").startswith("bakery: ")]
+    assert ours[0] == "bakery: apt: libgomp1", ours  # right on the base, under the packages
+
+
+def test_the_package_list_is_part_of_the_spec_id(bake_env):
+    from bakery.request import BakeRequest
+
+    plain = BakeRequest(pypi={"six": ""}).spec("sha256:" + "1" * 64, "3.11")
+    with_apt = BakeRequest(pypi={"six": ""}, system_packages=("libgomp1",)).spec(
+        "sha256:" + "1" * 64, "3.11"
+    )
+    assert plain.spec_id != with_apt.spec_id
+    same = BakeRequest(pypi={"six": ""}, system_packages=("libgomp1", "libgomp1")).spec(
+        "sha256:" + "1" * 64, "3.11"
+    )
+    assert same.spec_id == with_apt.spec_id
+
+
+def test_a_misspelled_apt_package_is_a_typed_error_naming_it(bake_env):
+    with pytest.raises(ImageBakingException) as caught:
+        bake_image(pypi={"six": ""}, system_packages=["libgompp1"])
+    assert caught.value.kind is ErrorKind.INVALID_INPUT
+    assert "apt knows no package libgompp1" in caught.value.message
+    assert "Unable to locate package libgompp1" in caught.value.message  # the log tail
+
+
+@pytest.mark.parametrize("bad", ["LibGomp1", "lib gomp", "x", "-rf"])
+def test_a_malformed_package_name_is_refused_before_any_build(bake_env, bad):
+    with pytest.raises(ImageBakingException, match="system package"):
+        bake_image(pypi={"six": ""}, system_packages=[bad])
