@@ -1,6 +1,6 @@
 """Benchmark bake_image against `docker build` + `docker push` (a pip and a uv Dockerfile).
 
-Run: uv run python -m bench.bake [--quick]
+Run: uv run python -m bench.bake [--quick] [--execution-only]
 
 One loopback registry (CNCF distribution, as in the tests) receives everything. The base
 (Debian bookworm + python3, built with mmdebstrap) is pushed to it once; bakery bakes on it
@@ -369,6 +369,110 @@ def bench_spec(
     return rows
 
 
+# --- the execution builder: an sdist-only package and a system package -------------------
+
+EXECUTION_SDIST = "docopt==0.6.2"  # publishes no wheel
+EXECUTION_APT = "libgomp1"
+EXECUTION_EXTRA = "six"  # a wheel package added for the re-bake
+EXECUTION_DOCKERFILE = """\
+FROM {base}
+LABEL {label}
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \\
+    --no-install-recommends {apt} && rm -rf /var/lib/apt/lists/*
+COPY wheels /wheels
+RUN python3 /wheels/{pip}/pip install --no-index --find-links /wheels --prefix /opt/venv \\
+    --break-system-packages {packages}
+"""
+
+
+def execution_context(directory: Path, base: str, packages: list[str]) -> Path:
+    """The peer's context: the sdist and the wheels pip needs offline (pip, its build
+    requirements, the extra wheel package); it installs the system package with apt."""
+    from bakery.buildkit.sdists import find_sdist
+
+    shutil.rmtree(directory, ignore_errors=True)
+    spec = make_spec(pypi={"docopt": "==0.6.2"}, base_image_digest="sha256:" + "0" * 64)
+    sdist = find_sdist("docopt", "0.6.2", spec)
+    fetch_artifacts([sdist], DOWNLOADS)
+    pip = locked_wheels(["pip"])
+    link_wheels(
+        [sdist, *pip, *locked_wheels(["setuptools", "wheel", EXECUTION_EXTRA])],
+        directory / "wheels",
+    )
+    (directory / "Dockerfile").write_text(
+        EXECUTION_DOCKERFILE.format(
+            base=base,
+            label=LABEL,
+            apt=EXECUTION_APT,
+            pip=pip[0].filename,
+            packages=" ".join(packages),
+        )
+    )
+    return directory
+
+
+def bench_execution(registry: Registry, base: str, notes: list[str]) -> list[list[str]]:
+    """Cold bake vs `docker build` + push of the same (apt-get install + pip install of the
+    sdist), then the re-bake after adding one wheel package: BuildKit must build nothing."""
+    from bakery.buildkit import client as buildkit
+
+    print(f"== execution builder: {EXECUTION_SDIST} + apt {EXECUTION_APT}", flush=True)
+    packages = [EXECUTION_SDIST]
+    os.environ["BAKERY_CACHE_DIR"] = str(WORK / "bakery-cache-execution")
+    repo = f"{registry.relay_host}/bench/bakery-execution"
+    with buildkit.BuildKit() as client:
+        client.prune(everything=True)  # BuildKit's cache cold too: the base pull, apt, builds
+
+    def bake(pkgs: list[str]) -> str:
+        requirements = {name.split("==")[0]: name.partition("==")[2] for name in pkgs}
+        return bake_image(
+            pypi=requirements, registry=repo, base_image=base, system_packages=[EXECUTION_APT]
+        ).image
+
+    results: dict[str, tuple[float, float, int]] = {}
+    solves = buildkit.solves()
+    seconds, uploaded = registry.measure(lambda: bake(packages))
+    cold_solves = buildkit.solves() - solves
+    results["cold"] = (seconds, 0.0, uploaded)
+    solves = buildkit.solves()
+    seconds, uploaded = registry.measure(lambda: bake([*packages, EXECUTION_EXTRA]))
+    rebuilt = buildkit.solves() - solves
+    results[f"+ {EXECUTION_EXTRA}"] = (seconds, 0.0, uploaded)
+
+    tag = f"{registry.relay_host}/bench/docker-execution"
+    peer: dict[str, tuple[float, float, int]] = {}
+    first = execution_context(WORK / "ctx-execution", base, packages)
+    build, push, sent = docker_bake(first, f"{tag}:cold", registry, cold=True)
+    peer["cold"] = (build, push, sent)
+    second = execution_context(WORK / "ctx-execution-plus", base, [*packages, EXECUTION_EXTRA])
+    build, push, sent = docker_bake(second, f"{tag}:plus", registry, cold=False)
+    peer[f"+ {EXECUTION_EXTRA}"] = (build, push, sent)
+
+    notes.append(
+        f"execution builder: the cold bake ran {cold_solves} BuildKit solves (the sdist's "
+        f"wheel, the apt layer); the re-bake with {EXECUTION_EXTRA} added ran {rebuilt} "
+        "(target 0: the built wheel and the apt layer come from bakery's cache). Bakery's "
+        "upload leaves out the base (its layers are mounted from the base's repository in the "
+        "same registry); Docker's push uploads them."
+    )
+    rows = []
+    for figure, (ours, _, ours_sent) in results.items():
+        build, push, sent = peer[figure]
+        rows.append(
+            [
+                f"{EXECUTION_SDIST} + apt {EXECUTION_APT}",
+                figure,
+                f"{ours:.1f} s",
+                f"{build + push:.1f} s ({build:.1f} + {push:.1f})",
+                f"{(build + push) / ours:.1f}x",
+                f"{ours_sent / 1e6:.1f} MB",
+                f"{sent / 1e6:.1f} MB",
+            ]
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
 def push_base(registry: Registry) -> str:
     """Build the Debian base, push it, and pull it into Docker: the same bytes for all."""
     print("== building the Debian base with mmdebstrap (untimed)", flush=True)
@@ -383,6 +487,9 @@ def push_base(registry: Registry) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the first two specs")
+    parser.add_argument(
+        "--execution-only", action="store_true", help="only the execution builder's figures"
+    )
     args = parser.parse_args()
     ensure_docker()
     shutil.rmtree(WORK, ignore_errors=True)
@@ -392,15 +499,48 @@ def main() -> None:
     base = None
     rows: list[list[str]] = []
     notes: list[str] = []
+    execution_rows: list[list[str]] = []
+    execution_notes: list[str] = []
     try:
         base = push_base(registry)
-        for name, packages, extra in SPECS[: 2 if args.quick else None]:
+        execution_rows = bench_execution(registry, base, execution_notes)
+        for name, packages, extra in SPECS[
+            : 0 if args.execution_only else 2 if args.quick else None
+        ]:
             rows += bench_spec(name, packages, extra, registry, base, notes)
     finally:
         cleanup_docker()
         if base:
             subprocess.run(["docker", "rmi", base], capture_output=True)
         registry.stop()
+    update_section(
+        "bake-execution",
+        "The execution builder (BuildKit, the Docker Engine's embedded one) on a spec with one "
+        "sdist-only package and one system package, against `docker build` (legacy builder) of "
+        "a Dockerfile doing the same (`apt-get install` over the Debian mirror, then `pip "
+        "install` of the sdist from a local find-links dir with its build requirements) + "
+        "`docker push`, both to one loopback registry on the same base. Cold: empty bakery "
+        "cache and BuildKit cache pruned / no image of this bench in Docker. Then the same "
+        "spec plus one wheel package (bakery: nothing rebuilt in BuildKit; Docker: its pip "
+        "step runs again). Ratio > 1: bakery is faster. Reproduce: `uv run python -m "
+        "bench.bake --execution-only`.\n\n"
+        + table(
+            [
+                "spec",
+                "figure",
+                "bakery",
+                "docker (build + push)",
+                "docker / bakery",
+                "uploaded: bakery",
+                "docker",
+            ],
+            execution_rows,
+        )
+        + "\n\n"
+        + "\n".join(f"- {note}" for note in execution_notes),
+    )
+    if args.execution_only:
+        return
     sides = [
         "bakery (resolve + rest)",
         "docker+pip (resolve + build + push)",
