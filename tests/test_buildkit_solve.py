@@ -11,7 +11,8 @@ from bakery.buildkit.client import BuildKit
 from bakery.buildkit.llb import SCRATCH, Graph, Mount, Output
 from bakery.buildkit.run import export
 from bakery.errors import ImageBakingException
-from stagekit.cancel import CancelToken
+from stagekit.cancel import Cancelled, CancelToken
+from stagekit.errors import ErrorKind
 from stagekit.progress import Event, LogLine, Progress, Reporter
 
 PATH = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
@@ -92,3 +93,31 @@ def test_the_exec_has_no_network(buildkit, pushed_debian_base, tmp_path):
     _run(buildkit, pushed_debian_base, script, None, out, [])
     assert (out / "error").read_text().strip(), "the connection did not fail"
     assert (out / "interfaces").read_text().strip() == "['lo']"
+
+
+def test_cancelling_stops_the_build_in_buildkit(buildkit, pushed_debian_base, tmp_path):
+    cancel = CancelToken()
+
+    def watch(event: Event) -> None:
+        if isinstance(event, LogLine) and "waiting-for-cancel" in event.message:
+            cancel.cancel("the test cancelled it")
+
+    def make(_session: str) -> tuple[Graph, Output]:
+        graph = Graph("linux/amd64")
+        script = "echo waiting-for-cancel; exec sleep 3600"
+        mounts = [Mount("/", graph.image(pushed_debian_base)), Mount("/out", SCRATCH, output=True)]
+        outputs = graph.exec(["/bin/sh", "-c", script], mounts=mounts, env=PATH, name="sleeper")
+        return graph, outputs["/out"]
+
+    with pytest.raises(Cancelled) as caught:
+        export(
+            buildkit,
+            make,
+            context=None,
+            destination=tmp_path / "out",
+            reporter=Reporter("test", events=watch),
+            cancel=cancel,
+            what="a sleeper",
+        )
+    assert caught.value.kind is ErrorKind.CANCELLED
+    assert not (tmp_path / "out").exists()

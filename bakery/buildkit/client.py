@@ -187,8 +187,8 @@ class BuildKit:
             except grpc.RpcError as error:
                 if error.code() == grpc.StatusCode.UNAVAILABLE:
                     raise self.unreachable(error) from None
-                if error.code() == grpc.StatusCode.CANCELLED:
-                    cancel.check()
+                if error.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    cancel.check()  # the caller's cancel or deadline: Cancelled, not a build error
                 raise
             return dict(response.ExporterResponse)
         finally:
