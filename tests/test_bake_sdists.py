@@ -113,3 +113,16 @@ def test_a_setup_py_that_reaches_for_the_network_fails_clearly(bake_env, sdist_i
     assert "create_connection" in message  # the log tail shows where it failed
     assert "without network" in message
     assert caught.value.kind.value == "invalid_input"
+
+
+def test_buildkit_unreachable_is_a_typed_error_naming_it(bake_env, monkeypatch):
+    from stagekit.errors import ErrorKind
+    from tests.fixtures.services import free_port
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("BAKERY_BUILDKIT", address)
+    with pytest.raises(ImageBakingException) as caught:
+        bake_image(pypi={"docopt": "==0.6.2"})
+    assert caught.value.kind is ErrorKind.UNAVAILABLE
+    assert address.removeprefix("tcp://") in caught.value.message
+    assert "start buildkitd" in caught.value.message
