@@ -18,7 +18,8 @@ def docker(*args: str) -> subprocess.CompletedProcess:
 
 def test_a_pure_python_sdist_bakes_imports_and_rebakes_without_building(bake_env, docker_engine):
     solves = buildkit_client.solves()
-    baked = bake_image(pypi={"docopt": "==0.6.2"}, target="daemon")
+    # force: the engine (a shared target) may hold this spec's image from an earlier run
+    baked = bake_image(pypi={"docopt": "==0.6.2"}, target="daemon", force=True)
     assert buildkit_client.solves() > solves, "no BuildKit solve built the sdist"
     locked = {p.name: p for p in read_lock(baked.image).packages}
     assert locked["docopt"].filename == "docopt-0.6.2.tar.gz"
@@ -87,7 +88,7 @@ def test_a_c_extension_sdist_compiles_in_buildkit_and_loads(bake_env, docker_eng
         },
     )
     requirements = _requirements(bake_env, sdist_index.url, "bakery-cext-demo==1.0")
-    baked = bake_image(requirements_file=requirements, target="daemon")
+    baked = bake_image(requirements_file=requirements, target="daemon", force=True)
     script = "import cext_demo, cext_demo._speed as s; print(cext_demo.twice(21), s.__file__)"
     ran = docker("run", "--rm", baked.image, baked.python_path, "-c", script)
     assert ran.returncode == 0, ran.stderr

@@ -18,7 +18,8 @@ def docker(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_libgomp1_is_found_by_ldconfig_and_its_layer_is_reused(bake_env, docker_engine):
-    baked = bake_image(pypi={"six": ""}, system_packages=["libgomp1"], target="daemon")
+    # force: the engine (a shared target) may hold this spec's image from an earlier run
+    baked = bake_image(pypi={"six": ""}, system_packages=["libgomp1"], target="daemon", force=True)
     found = docker("run", "--rm", baked.image, "ldconfig", "-p")
     assert found.returncode == 0, found.stderr
     assert "libgomp.so.1" in found.stdout
