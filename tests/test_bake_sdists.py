@@ -127,3 +127,18 @@ def test_buildkit_unreachable_is_a_typed_error_naming_it(bake_env, monkeypatch):
     assert caught.value.kind is ErrorKind.UNAVAILABLE
     assert address.removeprefix("tcp://") in caught.value.message
     assert "start buildkitd" in caught.value.message
+
+
+def test_an_oci_layout_base_is_loaded_into_the_engine_for_the_build(
+    bake_env, docker_engine, debian_base, monkeypatch
+):
+    from bakery.oci.layout import LayoutPublisher
+
+    layout = LayoutPublisher(bake_env / "base-layout")
+    layout.publish(debian_base, "bookworm")
+    monkeypatch.setenv("BAKERY_BASE_IMAGE", f"oci-layout://{layout.directory}:bookworm")
+    baked = bake_image(pypi={"docopt": "==0.6.2"}, target="daemon", force=True)
+    ran = docker("run", "--rm", baked.image, baked.python_path, "-c", "import docopt")
+    assert ran.returncode == 0, ran.stderr
+    name = f"bakery.local/buildkit-base:{debian_base.digest.removeprefix('sha256:')}"
+    assert docker("image", "inspect", name).returncode == 0

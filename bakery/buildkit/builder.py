@@ -39,6 +39,8 @@ class ExecutionBuilder:
 
     base_reference: str | None
     base_python: str | None
+    layout_base: str | None = field(default=None, kw_only=True)
+    """A pinned `oci-layout://` base: loaded into the Docker Engine when a build needs it."""
     cache: Path
     reporter: Reporter
     allowed: bool = True
@@ -113,19 +115,30 @@ class ExecutionBuilder:
         """The layer of the files `spec.system_packages` add (apt in BuildKit, cached)."""
         from bakery.buildkit.apt import build_apt_layer
 
-        base = self._pullable_base("Installing system packages")
+        base = self._pullable_base("Installing system packages", spec.platform)
         return build_apt_layer(spec, base, self.cache, self.reporter, cancel)
 
-    def _pullable_base(self, what: str) -> str:
+    def _pullable_base(self, what: str, platform: str) -> str:
+        """The base as BuildKit names it: the registry reference, or a layout base loaded
+        into the engine whose BuildKit builds (a buildkitd cannot see it)."""
+        if self.base_reference is None and self.layout_base is not None:
+            from bakery.buildkit.address import buildkit_address
+            from bakery.buildkit.local_base import load_into_engine
+
+            if buildkit_address(self.address).kind == "docker":
+                self.base_reference = load_into_engine(
+                    self.layout_base, self.cache, platform, self.reporter
+                )
         if self.base_reference is None:
             raise ImageBakingException(
                 f"{what} needs a base image BuildKit can pull: bake with base_image= (or "
-                "BAKERY_BASE_IMAGE) naming a registry image, not an OCI layout."
+                "BAKERY_BASE_IMAGE) naming a registry image, or use BAKERY_BUILDKIT=docker "
+                "for an oci-layout:// base."
             )
         return self.base_reference
 
     def _wheels(self, spec: Spec) -> "WheelBuilder":
-        base = self._pullable_base("Building sdists")
+        base = self._pullable_base("Building sdists", spec.platform)
         if self.base_python is not None and self.base_python != spec.python:
             raise ImageBakingException(
                 f"sdists are built with the base's Python {self.base_python}, but the target "
@@ -150,8 +163,8 @@ class ExecutionBuilder:
 def execution_builder(
     pinned_base: str, base_python: str | None, reporter: Reporter, *, allowed: bool
 ) -> ExecutionBuilder:
-    """The builder of a bake on `pinned_base` (a pinned reference; a layout base cannot be
-    pulled by BuildKit, so only a build that needs the base says so)."""
+    """The builder of a bake on `pinned_base` (a pinned reference; a layout base is loaded
+    into the engine only if a build needs it)."""
     from bakery import config
     from bakery.base.source import parse_base
 
@@ -159,6 +172,7 @@ def execution_builder(
     return ExecutionBuilder(
         base_reference=pinned_base if registry else None,
         base_python=base_python,
+        layout_base=None if registry else pinned_base,
         cache=config.bake_cache_dir(),
         reporter=reporter,
         allowed=allowed,
