@@ -37,10 +37,10 @@ class StatusTracker:
         for vertex in message.vertexes:
             digest = vertex.digest
             self.names[digest] = vertex.name or self.names.get(digest, digest)
-            if vertex.HasField("started") and digest not in self.started:
+            if (vertex.HasField("started") or vertex.cached) and digest not in self.started:
                 self.started.add(digest)
-                if not vertex.cached:
-                    self.reporter.info(f"BuildKit: {vertex.name}")
+                cached = " (cached)" if vertex.cached else ""
+                self.reporter.info(f"BuildKit: {vertex.name}{cached}")
             if vertex.cached:
                 self.cached.add(digest)
             if vertex.error:
