@@ -113,12 +113,6 @@ def bake_image(
     if service is not None:
         from bakery.remote import DEFAULT_TIMEOUT, bake_remote
 
-        if request.system_packages or not request.build:
-            raise ImageBakingException(
-                "system_packages and build=False are not sent to a Bakery server yet: bake "
-                "them in this process (no service= / BAKERY_URL)."
-            )
-
         timeout = cancel.remaining(DEFAULT_TIMEOUT)
         remote = bake_remote(
             request, str(service), reporter=reporter, timeout=timeout, cancel=cancel

@@ -229,6 +229,8 @@ def request_message(request: BakeRequest) -> bakery_pb2.BakeRequest:
         compression=wire.COMPRESSION_NAMES[request.compression],
         force=request.force,
         request_id=uuid.uuid4().hex,
+        system_packages=list(request.system_packages),
+        no_build=not request.build,
     )
     max_age = request.spec_max_age  # the caller's option or BAKERY_SPEC_MAX_AGE, if given
     if max_age is not None:

@@ -66,6 +66,8 @@ def write_sources(message: bakery_pb2.BakeRequest, workdir: Path) -> BakeRequest
         compression=COMPRESSIONS.get(message.compression),
         force=message.force,
         max_age=max_age(message),
+        build=not message.no_build,
+        system_packages=tuple(message.system_packages),
     )
 
 
@@ -105,6 +107,10 @@ def fingerprint(message: bakery_pb2.BakeRequest) -> str:
     }
     if message.HasField("max_age_seconds"):
         fields["max_age"] = message.max_age_seconds
+    if message.system_packages:
+        fields["system_packages"] = sorted(set(message.system_packages))
+    if message.no_build:
+        fields["no_build"] = True
     for field in ("requirements", "pyproject"):
         if message.HasField(field):
             source = getattr(message, field)

@@ -623,3 +623,23 @@ def test_a_server_restarted_mid_bake_gets_the_bake_again_from_its_client(
     assert baked.outcome == "built"
     assert any("no longer knows build" in line for line in lines), lines
     assert spec_tags(registry, server_repo[1]) == [f"spec-{baked.spec_id}"]
+
+
+def test_system_packages_and_sdists_bake_remotely_and_no_build_travels(server, docker_engine):
+    url, _ = server
+    events: list = []
+    baked = bake_image(
+        pypi={"docopt": "==0.6.2"}, system_packages=["libgomp1"], service=url, events=events.append
+    )
+    assert "docopt" in {p.name for p in read_lock(baked.image).packages}
+    assert any("BuildKit" in getattr(event, "message", "") for event in events)
+    ran = subprocess.run(
+        ["docker", "run", "--rm", baked.image, "sh", "-c", "ldconfig -p | grep libgomp.so.1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr
+
+    with pytest.raises(ImageBakingException, match="--no-build"):
+        bake_image(pypi={"docopt": "==0.6.2"}, build=False, service=url, force=True)
