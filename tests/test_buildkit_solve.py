@@ -121,3 +121,27 @@ def test_cancelling_stops_the_build_in_buildkit(buildkit, pushed_debian_base, tm
         )
     assert caught.value.kind is ErrorKind.CANCELLED
     assert not (tmp_path / "out").exists()
+
+
+def test_the_buildkitd_path_tunnels_the_session_through_control(
+    docker_engine, pushed_debian_base, tmp_path
+):
+    """The client's plain-gRPC path (a standalone buildkitd): here the engine's Control API
+    behind a splice socket stands in for buildkitd's unix socket, so the session goes
+    through Control.Session (FileSync in, FileSend out) instead of the engine's /session."""
+    from bakery.buildkit.splice import GrpcSplice
+
+    engine = buildkit_address("docker").target
+    splice = GrpcSplice(engine)
+    try:
+        with BuildKit(buildkit_address(f"unix://{splice.path}")) as client:
+            assert client.address.kind == "buildkitd"
+            assert client.list_workers()
+            context = tmp_path / "context"
+            context.mkdir()
+            (context / "note.txt").write_text("through the tunnel\n")
+            out = tmp_path / "out"
+            _run(client, pushed_debian_base, "cp /ctx/note.txt /out/", context, out, [])
+        assert (out / "note.txt").read_text() == "through the tunnel\n"
+    finally:
+        splice.close()
