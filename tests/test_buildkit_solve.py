@@ -145,3 +145,31 @@ def test_the_buildkitd_path_tunnels_the_session_through_control(
         assert (out / "note.txt").read_text() == "through the tunnel\n"
     finally:
         splice.close()
+
+
+def test_the_session_answers_registry_credentials_from_the_docker_config(
+    buildkit, basic_auth_registry, debian_base, tmp_path, monkeypatch
+):
+    import base64
+    import dataclasses
+    import json
+
+    from bakery.oci.remote import RegistryPublisher
+
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    secret = base64.b64encode(b"baker:bakery-secret").decode()
+    auths = {"auths": {basic_auth_registry.host: {"auth": secret}}}
+    (config / "config.json").write_text(json.dumps(auths))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    # A manifest no engine has seen (its layers may be cached): BuildKit must fetch it.
+    unique = dataclasses.replace(debian_base, annotations={"test": str(tmp_path)})
+    with RegistryPublisher(f"{basic_auth_registry.host}/private/base") as publisher:
+        base = publisher.publish(unique, "bookworm")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    with pytest.raises(ImageBakingException, match=r"401|nauthorized"):
+        _run(buildkit, base, "true", None, tmp_path / "refused", [])
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    out = tmp_path / "out"
+    _run(buildkit, base, "cat /etc/debian_version > /out/debian", None, out, [])
+    assert (out / "debian").read_text().startswith("12")
