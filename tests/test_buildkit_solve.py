@@ -153,6 +153,7 @@ def test_the_session_answers_registry_credentials_from_the_docker_config(
     import base64
     import dataclasses
     import json
+    import uuid
 
     from bakery.oci.remote import RegistryPublisher
 
@@ -163,7 +164,7 @@ def test_the_session_answers_registry_credentials_from_the_docker_config(
     (config / "config.json").write_text(json.dumps(auths))
     monkeypatch.setenv("DOCKER_CONFIG", str(config))
     # A manifest no engine has seen (its layers may be cached): BuildKit must fetch it.
-    unique = dataclasses.replace(debian_base, annotations={"test": str(tmp_path)})
+    unique = dataclasses.replace(debian_base, annotations={"test": uuid.uuid4().hex})
     with RegistryPublisher(f"{basic_auth_registry.host}/private/base") as publisher:
         base = publisher.publish(unique, "bookworm")
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
