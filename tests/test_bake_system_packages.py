@@ -62,3 +62,23 @@ def test_a_misspelled_apt_package_is_a_typed_error_naming_it(bake_env):
 def test_a_malformed_package_name_is_refused_before_any_build(bake_env, bad):
     with pytest.raises(ImageBakingException, match="system package"):
         bake_image(pypi={"six": ""}, system_packages=[bad])
+
+
+def test_the_cli_takes_apt_and_no_build(bake_env):
+    from typer.testing import CliRunner
+
+    from frontends.cli import app
+
+    runner = CliRunner()
+    baked = runner.invoke(app, ["bake", "--pypi", "six", "--apt", "libgomp1", "--json"])
+    assert baked.exit_code == 0, baked.output
+    image = json.loads(baked.stdout)["image"]
+    info = read_baked(image)
+    (config,) = fetch_blobs(image, [info.config_digest])
+    history = json.loads(config.read_bytes())["history"]
+    assert any(h.get("created_by") == "bakery: apt: libgomp1" for h in history)
+
+    refused = runner.invoke(app, ["bake", "--pypi", "docopt==0.6.2", "--no-build"])
+    assert refused.exit_code == 1
+    assert "docopt" in refused.output and "--no-build" in refused.output
+    assert "Traceback" not in refused.output
