@@ -70,6 +70,39 @@ class Caller(Protocol):
         ...
 
 
+class LocalCaller:
+    """A caller inside this process (a Fast Bakery HTTP request, a Warm item) waiting for a
+    build, as the build machinery sees a caller: no deadline; it goes away with `leave()`
+    (its answer is ready, or its own client left), and then the build may be cancelled if
+    nobody else waits."""
+
+    def __init__(self, name: str = ANONYMOUS) -> None:
+        self.bakery_caller = name
+        """The token's name (what `auth.caller_of` reads): the queue takes turns by it."""
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+        self._gone = False
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        with self._lock:
+            if not self._gone:
+                self._callbacks.append(callback)
+            return not self._gone
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def is_active(self) -> bool:
+        return not self._gone
+
+    def leave(self) -> None:
+        with self._lock:
+            callbacks, self._callbacks = self._callbacks, []
+            self._gone = True
+        for callback in callbacks:
+            callback()
+
+
 class Build:
     """One build and the events it produced so far; callers follow it from any position."""
 
