@@ -35,14 +35,6 @@ from tests.triggers import at_first, cancel_when
 
 
 @pytest.fixture
-def server_repo(bake_env, registry, monkeypatch) -> tuple[str, str]:
-    """(registry reference, repository) where the server publishes: BAKERY_REGISTRY."""
-    repo = registry.fresh_repo("served")
-    monkeypatch.setenv("BAKERY_REGISTRY", f"{registry.host}/{repo}")
-    return f"{registry.host}/{repo}", repo
-
-
-@pytest.fixture
 def running_server(server_repo, tmp_path):
     """A server in this process with two build slots."""
     running = start(ServerSettings(port=0, state_dir=tmp_path / "state"))

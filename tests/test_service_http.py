@@ -32,14 +32,6 @@ METAFLOW_HEADERS = {"Content-Type": "application/json", "Connection": "keep-aliv
 """What Metaflow's FastBakery client sends besides its service headers (`x-api-key`)."""
 
 
-@pytest.fixture
-def server_repo(bake_env, registry, monkeypatch) -> tuple[str, str]:
-    """(registry reference, repository) where the server publishes: BAKERY_REGISTRY."""
-    repo = registry.fresh_repo("http")
-    monkeypatch.setenv("BAKERY_REGISTRY", f"{registry.host}/{repo}")
-    return f"{registry.host}/{repo}", repo
-
-
 def serve(tmp_path: Path, **settings) -> RunningServer:
     return start(ServerSettings(port=0, http_port=0, state_dir=tmp_path / "state", **settings))
 

@@ -99,13 +99,6 @@ def test_a_full_queue_refuses_and_a_cancelled_build_leaves_it():
 # -- through a real server ------------------------------------------------------------------
 
 
-@pytest.fixture
-def server_repo(bake_env, registry, monkeypatch) -> tuple[str, str]:
-    repo = registry.fresh_repo("queued")
-    monkeypatch.setenv("BAKERY_REGISTRY", f"{registry.host}/{repo}")
-    return f"{registry.host}/{repo}", repo
-
-
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 

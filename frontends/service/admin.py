@@ -152,15 +152,18 @@ class AdminService(bakery_pb2_grpc.AdminServicer):
         pruned = {row.spec_id for row in rows}
         shared = {row.image for row in self.index.entries() if row.spec_id not in pruned}
         removed = []
-        for row in rows:
-            try:
-                if row.image not in shared:
-                    untag(row.image, f"spec-{row.spec_id}")
-            except Exception as exc:  # typed stage errors carry their kind; see _abort
-                log.warning("prune stopped at %s: %s", row.spec_id[:12], exc)
-                _abort(context, exc)
-            self.index.remove(row.spec_id)
-            removed.append(_entry(row))
+        try:
+            for row in rows:
+                try:
+                    if row.image not in shared:
+                        untag(row.image, f"spec-{row.spec_id}")
+                except Exception as exc:  # typed stage errors carry their kind; see _abort
+                    log.warning("prune stopped at %s: %s", row.spec_id[:12], exc)
+                    _abort(context, exc)
+                self.index.remove(row.spec_id)
+                removed.append(_entry(row))
+        finally:
+            self.bakes.lookups.forget()  # a removed tag must not be answered from memory
         return self._pruned_contents(request, removed)
 
     def _pruned_contents(

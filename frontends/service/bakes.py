@@ -38,6 +38,7 @@ from bakery.oci.publish import Publisher
 from bakery.request import BakeRequest
 from bakery.targets import open_target
 from frontends.service.auth import caller_of
+from frontends.service.lookups import Lookups
 from frontends.service.metrics import ServiceMetrics
 from frontends.service.slots import ANONYMOUS, DEFAULT_MAX_QUEUE, BuildSlots, QueueFull
 from frontends.service.state import ServiceIndex, image_size
@@ -181,6 +182,8 @@ class BakeRpcs:
         self._running: dict[str, Build] = {}
         self._by_request: dict[str, Build] = {}
         self._publisher: Publisher | None = None
+        self.lookups = Lookups()
+        """Cache-hit lookups shared by identical requests (Prune makes it forget)."""
         self.metrics.track_load(lambda: len(self.slots.waiting), lambda: self.slots.running)
 
     def submit(self, message: bakery_pb2.BakeRequest, caller: Caller) -> tuple[Build, bool]:
@@ -331,13 +334,21 @@ class BakeRpcs:
         is baked and fresh; None when it must be built."""
         started = time.monotonic()
         build = Build(key, message.request_id, describe(message))
+        reporter = self._reporter(build)
         try:
-            result = find_fresh(request, self._target(), self._reporter(build))
+            result, looked = self.lookups.find(
+                key, lambda: find_fresh(request, self._target(), reporter)
+            )
         except ImageBakingException as exc:
             final = self._failed(key, exc, started, workdir)
         else:
             if result is None:
                 return None
+            if not looked:
+                reporter.info(
+                    f"Found baked image {result.image} for spec {result.spec_id[:12]} "
+                    "(an identical request just looked it up)"
+                )
             final = self._finished(key, request, result, started)
         build.started = build.finished = time.time()
         build.publish(final, last=True)
