@@ -146,7 +146,8 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
             base = load_base_image(pinned, publisher, blobs, platform, reporter)
             base_python = base.python
             pins.remember_python(base_digest, platform, base_python)
-        spec = request.spec(base_digest, _target_python(request.python, base_python, pinned))
+        python = _target_python(request.python, base_python, pinned, request.is_conda)
+        spec = request.spec(base_digest, python)
         cancel.check()
         tag = f"spec-{spec.spec_id}"
         if not request.force and (found := publisher.find(tag)) is not None:
@@ -186,9 +187,15 @@ def python_path() -> str:
     return f"{config.ENV_PREFIX}/bin/python"
 
 
-def _target_python(requested: str | None, base_python: PythonInfo | None, base: str) -> str:
+def _target_python(
+    requested: str | None, base_python: PythonInfo | None, base: str, conda: bool = False
+) -> str:
     if requested is not None:
         return requested
+    if base_python is None and conda:  # a conda env brings its own python
+        from bakery.spec import DEFAULT_PYTHON
+
+        return DEFAULT_PYTHON
     if base_python is None:
         raise ImageBakingException(
             f"base image {base} has no Python interpreter that bakery can find; "
