@@ -79,6 +79,11 @@ def bake_image(
     ("grpc://host:port" or "grpcs://host:port", default BAKERY_URL) bakes on a Bakery server
     (`bakery.remote`): there `timeout` (or the token's deadline, default 3600 s) bounds the
     call, and the server's registry receives the image.
+
+    Conda: `conda={"numpy": "1.26.*"}` (match specs), or the options `environment` (an
+    environment.yml) or `conda_lock` (a conda-lock file, used as is), with `channels` (names
+    or URLs, highest priority first; default BAKERY_CONDA_CHANNELS or conda-forge). PyPI
+    requirements given too go on top of the conda env (`bakery.conda.pypi` says how).
     """
     arguments = {
         "pypi": pypi,
