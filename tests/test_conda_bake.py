@@ -156,3 +156,38 @@ def test_conda_and_pypi_in_one_bake(bake_env, conda_channel, docker_engine):
     minor = conda_channel.python_version.rpartition(".")[0]
     assert where == f"{PREFIX}/lib/python{minor}/site-packages/six.py"
     assert json.loads(run(baked.image, "sh", "-c", 'echo \\"$CONDA_PREFIX\\"')) == PREFIX
+
+
+def test_two_empty_caches_bake_the_same_digest(bake_env, conda_channel, monkeypatch):
+    specs = {"python": "", "libdemo": "", "six": ""}
+    first = bake_image(conda=specs, channels=[conda_channel.url])
+    monkeypatch.setenv("BAKERY_CACHE_DIR", str(bake_env / "other-cache"))
+    monkeypatch.setenv("BAKERY_IMAGE_LAYOUT", str(bake_env / "other-layout"))
+    second = bake_image(conda=specs, channels=[conda_channel.url])
+    assert first.image.split("@")[1] == second.image.split("@")[1]
+
+
+def test_the_layer_budget_merges_the_smallest_conda_layers(bake_env, conda_channel):
+    from bakery.config import bake_cache_dir
+    from bakery.ecosystems.conda import Conda
+    from stagekit.cancel import CancelToken
+    from stagekit.progress import Reporter
+
+    locked = lock_request(
+        BakeRequest(
+            conda={"python": "", "libdemo": "", "demo-cli": ""}, channels=[conda_channel.url]
+        )
+    )
+    layers = Conda().layers(
+        locked.spec,
+        locked.lock,
+        None,  # the base plays no part in a conda env's layers
+        cache=bake_cache_dir(),
+        reporter=Reporter("test"),
+        on_built=None,
+        room=3,
+        cancel=CancelToken(),
+    )
+    assert len(layers) == 3  # python, one merged layer for the two small ones, the env layer
+    assert layers[1].source.startswith("merged: ")
+    assert "libdemo" in layers[1].source and "demo-cli" in layers[1].source

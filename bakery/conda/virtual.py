@@ -8,6 +8,7 @@ and `__archspec` (the target's generic architecture) complete it. The glibc foun
 base digest, so a base is read once.
 """
 
+import contextlib
 import json
 import re
 import tarfile
@@ -86,9 +87,19 @@ def _layer_glibc(layer: Layer) -> str | None:
 
 
 def _members(layer: Layer) -> Iterator[tuple[tarfile.TarInfo, Any]]:
-    """Each entry of a (gzip or plain) layer with a function reading its data."""
+    """Each entry of a (gzip or plain) layer with a function reading its data; gzip is
+    inflated by ISA-L (twice zlib's speed: a base layer is tens of MB)."""
+    from isal import igzip
+
     try:
-        with tarfile.open(layer.path, mode="r|*") as tar:
+        with contextlib.ExitStack() as stack:
+            raw = stack.enter_context(layer.path.open("rb"))
+            if raw.read(2) == b"\x1f\x8b":
+                raw.seek(0)
+                raw = stack.enter_context(igzip.open(raw))
+            else:
+                raw.seek(0)
+            tar = stack.enter_context(tarfile.open(fileobj=raw, mode="r|*"))
             for member in tar:
                 yield member, lambda m=member: tar.extractfile(m).read()  # type: ignore[union-attr]
     except (tarfile.TarError, OSError, EOFError) as exc:
