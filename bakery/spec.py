@@ -320,6 +320,11 @@ def make_spec(
             "Give exactly one of pypi, requirements_file or pyproject_toml, exactly one of "
             "conda, environment or conda_lock, or one of each; " + what + "."
         )
+    if channels is not None and not conda_sources:
+        raise ImageBakingException(
+            "channels= names conda channels, but no conda source (conda, environment or "
+            "conda_lock) was given."
+        )
     if environment is not None and pypi_sources:
         raise ImageBakingException(
             f"Give environment or {pypi_sources[0]}, not both: put the PyPI packages in the "

@@ -161,6 +161,7 @@ def test_daemon_target_runs_with_docker(bake_env, docker_engine):
         ({"requirements_file": "/no/such/requirements.txt"}, "/no/such/requirements.txt"),
         ({"conda": {"numpy": ">>1"}}, "not a conda match spec"),
         ({"conda": {"numpy": ""}, "environment": "env.yml"}, "got conda and environment"),
+        ({"pypi": {"six": ""}, "channels": ["conda-forge"]}, "no conda source"),
         ({"pypi": {"six": ""}, "platform": "windows/amd64"}, "platform"),
         ({"pypi": {"six": ""}, "cache_name": "Bad Name!"}, "cache_name"),
         ({"pypi": {"six": ""}, "flavour": "x"}, "unknown option"),
