@@ -84,6 +84,7 @@ def bake_image(
     environment.yml) or `conda_lock` (a conda-lock file, used as is), with `channels` (names
     or URLs, highest priority first; default BAKERY_CONDA_CHANNELS or conda-forge). PyPI
     requirements given too go on top of the conda env (`bakery.conda.pypi` says how).
+    `cuda` ("12.2") lets the solve assume hosts with that CUDA driver (`__cuda`).
     """
     arguments = {
         "pypi": pypi,

@@ -31,6 +31,7 @@ OPTIONS = (
     "environment",
     "conda_lock",
     "channels",
+    "cuda",
 )
 """The keyword options `bake_image` takes beyond the reference's named parameters."""
 
@@ -53,6 +54,8 @@ class BakeRequest:
     """A conda-lock file: its packages for the target platform, used as is."""
     channels: Sequence[str] | None = None
     """Conda channels, highest priority first; None: BAKERY_CONDA_CHANNELS or conda-forge."""
+    cuda: str | None = None
+    """The CUDA driver version conda solves may assume (`__cuda`); None: no CUDA."""
     base_image: str | None = None
     python: str | None = None
     platform: str | None = None
@@ -65,7 +68,15 @@ class BakeRequest:
     def check(self) -> None:
         """Refuse bad input now, with a short ImageBakingException, before any I/O beyond
         reading the dependency file itself."""
-        for name in ("platform", "registry", "target", "compression", "python", "base_image"):
+        for name in (
+            "platform",
+            "registry",
+            "target",
+            "compression",
+            "python",
+            "base_image",
+            "cuda",
+        ):
             _optional_text(getattr(self, name), name)
         if not isinstance(self.force, bool):
             raise ImageBakingException(f"force must be True or False, not {quoted(self.force)}.")
@@ -103,6 +114,7 @@ class BakeRequest:
             conda_lock=self.conda_lock,
             channels=self.channels,
             conda_python=self.python,
+            cuda=self.cuda,
             base_image_digest=base_digest,
             platform=self.target_platform,
             python=python,
@@ -138,6 +150,7 @@ def request_from_call(arguments: Mapping[str, Any], options: Mapping[str, Any]) 
             "environment",
             "conda_lock",
             "channels",
+            "cuda",
         )
     }
     return BakeRequest(**named, **chosen, force=options.get("force", False))

@@ -49,6 +49,7 @@ _MIN_PYTHON_MINOR = 8
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _CACHE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_CUDA = re.compile(r"\d{1,3}(\.\d{1,3}){0,2}")
 _PYTHON = re.compile(r"3\.(\d{1,3})(\.\d{1,4})?")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _OPTIONS = ("-r", "--requirement", "-i", "--index-url", "--extra-index-url", "--hash")
@@ -93,6 +94,8 @@ class Spec:
     """Conda channels, highest priority first (strict priority)."""
     conda_locked: str | None = None
     """A given conda lock (canonical JSON of its packages for the platform): used as is."""
+    cuda: str | None = None
+    """The CUDA driver version the image's hosts have (`__cuda` for the solve), if any."""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -145,8 +148,8 @@ def _kind_problems(spec: "Spec") -> list[str]:
     if spec.kind == "pypi":
         if not spec.requirements:
             return ["requirements: no requirements: give at least one package"]
-        if spec.conda or spec.channels or spec.conda_locked:
-            return ["kind: a pypi spec has no conda specs, channels or conda lock"]
+        if spec.conda or spec.channels or spec.conda_locked or spec.cuda:
+            return ["kind: a pypi spec has no conda specs, channels, conda lock or cuda"]
         return []
     if not spec.conda and spec.conda_locked is None:
         return ["conda: no conda packages: give at least one match spec, or a conda lock"]
@@ -170,6 +173,13 @@ def _channels(value: object) -> tuple[str, ...]:
     if len(set(channels)) != len(channels):
         raise ValueError(f"a channel is listed twice in {quoted(list(channels))}")
     return channels
+
+
+def _cuda(value: object) -> str | None:
+    text = _optional_text(value)
+    if text is not None and not _CUDA.fullmatch(text):
+        raise ValueError(f"cuda {quoted(text)} is not a CUDA version such as '12.2'")
+    return text
 
 
 def _conda_locked(value: object) -> str | None:
@@ -278,6 +288,7 @@ _FIELD_CHECKS = {
     "conda": _conda_specs,
     "channels": _channels,
     "conda_locked": _conda_locked,
+    "cuda": _cuda,
 }
 """Each field's check: returns the normalized value, raises ValueError/TypeError to refuse."""
 
@@ -297,6 +308,7 @@ def make_spec(
     conda_lock: str | Path | None = None,
     channels: Sequence[str] | None = None,
     conda_python: str | None = None,
+    cuda: str | None = None,
     base_image_digest: str,
     platform: str = DEFAULT_PLATFORM,
     python: str = DEFAULT_PYTHON,
@@ -308,7 +320,8 @@ def make_spec(
     """Validate the dependency sources plus the target, and return their `Spec`: at most one
     PyPI source (pypi, requirements_file, pyproject_toml) and at most one conda source
     (conda, environment, conda_lock); an environment.yml brings its own `pip:` section.
-    `conda_python` (the python asked for) becomes a `python X.Y.*` match spec."""
+    `conda_python` (the python asked for) becomes a `python X.Y.*` match spec; `cuda` is the
+    `__cuda` virtual package a conda solve may assume."""
     pypi_sources = _given(
         pypi=pypi, requirements_file=requirements_file, pyproject_toml=pyproject_toml
     )
@@ -320,11 +333,12 @@ def make_spec(
             "Give exactly one of pypi, requirements_file or pyproject_toml, exactly one of "
             "conda, environment or conda_lock, or one of each; " + what + "."
         )
-    if channels is not None and not conda_sources:
-        raise ImageBakingException(
-            "channels= names conda channels, but no conda source (conda, environment or "
-            "conda_lock) was given."
-        )
+    for name, value in (("channels", channels), ("cuda", cuda)):
+        if value is not None and not conda_sources:
+            raise ImageBakingException(
+                f"{name}= is for conda packages, but no conda source (conda, environment or "
+                "conda_lock) was given."
+            )
     if environment is not None and pypi_sources:
         raise ImageBakingException(
             f"Give environment or {pypi_sources[0]}, not both: put the PyPI packages in the "
@@ -356,6 +370,7 @@ def make_spec(
             "conda": source.specs,
             "channels": source.channels,
             "conda_locked": source.locked,
+            "cuda": cuda,
         }
     spec = Spec(
         requirements=tuple(reqs.requirements),

@@ -463,19 +463,28 @@ def bench_conda() -> None:
             colds.append(timed(bake))
             if n == 0:
                 first_stages = dict(stages)
+        known_base = []  # empty caches but for the base's glibc, read once per base digest
+        bases = WORK / "cache" / "bake" / "conda" / "bases"
+        for _ in range(3):
+            shutil.copytree(bases, WORK / "bases", dirs_exist_ok=True)
+            shutil.rmtree(WORK / "cache", ignore_errors=True)
+            shutil.rmtree(WORK / "layout", ignore_errors=True)
+            shutil.copytree(WORK / "bases", bases)
+            known_base.append(timed(bake))
         again = [timed(bake) for _ in range(6)]
     finally:
         server.shutdown()
         server.server_close()
     floor, cold = statistics.median(floors), statistics.median(colds)
-    resolve = first_stages.get("resolve", 0.0)
+    warm_base = statistics.median(known_base)
     rows = [
         [
             f"{len(records)} conda packages ({size / 1e6:.0f} MB)",
             f"{cold:.2f} s",
+            f"{warm_base:.2f} s",
             f"{floor:.2f} s",
             f"{cold / floor:.2f}x",
-            f"{(cold - resolve) / floor:.2f}x",
+            f"{warm_base / floor:.2f}x",
             f"{statistics.median(again[1:]) * 1000:.1f} ms",
         ]
     ]
@@ -490,14 +499,17 @@ def bench_conda() -> None:
         "(a python package made from a CPython on this machine, an ELF library, two noarch "
         "python packages), served over HTTP on loopback. Reproduce: "
         "`uv run python -m bench.bake --conda`. A ratio of 1.0 is the floor; the target is "
-        "1.3x for cold.\n\n"
+        "1.3x for cold. Bakery's cold includes what the floor leaves out: the solve, reading "
+        "the base image's glibc (once per base digest: the 'base already read' column keeps "
+        "that one record), compiling the noarch packages' bytecode, writing the image.\n\n"
         + table(
             [
                 "env",
                 "bakery cold",
+                "bakery cold, base already read",
                 "floor (install + tar)",
                 "cold / floor",
-                "cold without the solve / floor",
+                "cold, base read / floor",
                 "identical re-bake",
             ],
             rows,

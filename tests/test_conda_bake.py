@@ -56,6 +56,10 @@ def test_conda_image_runs_in_docker(bake_env, conda_channel, docker_engine):
     prefix_line, records = run(baked.image, baked.python_path, "-c", script).splitlines()
     assert prefix_line == f"{PREFIX} {PREFIX}"
     assert records == str(["demo-cli", "libdemo", "python"])
+    # The noarch package's module ships its bytecode, compiled for the env's python.
+    cached = "import demo_cli, os; print(os.path.isfile(demo_cli.__cached__), demo_cli.__cached__)"
+    exists, pyc = run(baked.image, baked.python_path, "-B", "-c", cached).split()
+    assert exists == "True" and pyc.startswith(f"{PREFIX}/lib/python{minor}/site-packages/")
 
     lock = read_lock(baked.image)
     assert lock.kind == "conda"

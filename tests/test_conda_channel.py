@@ -21,7 +21,7 @@ def test_the_channel_is_indexed_in_both_archive_formats(conda_channel):
     aarch64 = json.loads((conda_channel.path / "linux-aarch64" / "repodata.json").read_text())
     names = {record["name"] for record in linux["packages"].values()}
     names |= {record["name"] for record in linux["packages.conda"].values()}
-    assert names == {"libdemo", "python", "needs-postlink", "needs-new-glibc"}
+    assert names == {"libdemo", "python", "needs-postlink", "needs-new-glibc", "needs-cuda"}
     assert "libdemo-1.0-bakery_0.tar.bz2" in linux["packages"]
     assert f"python-{conda_channel.python_version}-bakery_0.conda" in linux["packages.conda"]
     assert {r["name"] for r in noarch["packages.conda"].values()} == {"demo-cli"}

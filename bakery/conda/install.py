@@ -8,7 +8,6 @@ package becomes its own layer. The records are made portable (no paths of this m
 and completed from the package's own `info/index.json`.
 """
 
-import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bakery.conda.aio import run
 from bakery.errors import ImageBakingException, shorten
 from bakery.lock import CondaPackage
 
@@ -52,7 +52,7 @@ def stage(
 
     records = [_record(p) for p in packages]
     try:
-        asyncio.run(
+        run(
             install(
                 records,
                 root,

@@ -1,9 +1,11 @@
 """Conda packages -> one cached layer each, at the image's prefix.
 
 A package's layer holds its files as rattler installed them for the in-image prefix plus its
-`conda-meta/` record, so the env in the image is one conda tools can read. The layer is keyed
-by the package's sha256, the prefix, the env's Python (noarch python packages are laid out
-for it) and the layer format: two envs that share a package and a Python share its layer.
+`conda-meta/` record, so the env in the image is one conda tools can read, and the bytecode of
+its site-packages modules (as conda's installer compiles noarch python packages; the PyPI
+path's compiler, `bakery.layers.bytecode`). The layer is keyed by the package's sha256, the
+prefix, the env's Python (noarch python packages are laid out for it), the compiler and the
+layer format: two envs that share a package and a Python share its layer.
 Only packages whose layer is not cached are installed (with the env's python, which noarch
 packages need to be linked), in one rattler transaction into a staging directory.
 """
@@ -21,6 +23,7 @@ import blake3
 
 from bakery.conda.install import StagedPackage, stage
 from bakery.errors import room_in
+from bakery.layers.bytecode import Compiler, compiled
 from bakery.layers.cache import cached_layer, store_layer
 from bakery.layers.model import BuiltLayer
 from bakery.layers.packages import BUILD_WORKERS
@@ -28,14 +31,17 @@ from bakery.layers.tarball import Compression, LayerEntry, LayerFile, LayerSymli
 from bakery.lock import CondaPackage
 from stagekit.cancel import CancelToken
 
-CONDA_LAYER_FORMAT = 1
+CONDA_LAYER_FORMAT = 2
 """Bump whenever the bytes a given package turns into change; old cache entries then miss."""
 ENV_LAYER_FORMAT = 1
 
 
-def conda_layer_key(package: CondaPackage, prefix: str, python: str | None) -> str:
+def conda_layer_key(
+    package: CondaPackage, prefix: str, python: str | None, compiler: Compiler | None
+) -> str:
     """Cache key of a conda package's layer: everything that decides its bytes."""
-    fields = [CONDA_LAYER_FORMAT, package.sha256, prefix, python]
+    bytecode = compiler and compiler.identity()
+    fields = [CONDA_LAYER_FORMAT, package.sha256, prefix, python, bytecode]
     return blake3.blake3(json.dumps(fields).encode()).hexdigest()
 
 
@@ -45,14 +51,18 @@ def build_conda_layers(
     *,
     prefix: str,
     python: str | None,
+    compiler: Compiler | None,
     compression: Compression,
     on_built: Callable[[BuiltLayer], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> list[BuiltLayer]:
-    """One layer per package, in `packages` order; `python` is the env's Python X.Y."""
+    """One layer per package, in `packages` order; `python` is the env's Python X.Y and
+    `compiler` (None: no bytecode) a host CPython of it."""
     cancel = cancel or CancelToken()
-    keys = {p.name: conda_layer_key(p, prefix, python) for p in packages}
+    if python is None:
+        compiler = None
+    keys = {p.name: conda_layer_key(p, prefix, python, compiler) for p in packages}
     layers = {p.name: cached_layer(cache, keys[p.name], compression) for p in packages}
     missing = [p for p in packages if layers[p.name] is None]
     if missing:
@@ -69,7 +79,13 @@ def build_conda_layers(
             def build(package: CondaPackage) -> BuiltLayer:
                 cancel.check()
                 files = _layer_files(staged[package.name], prefix)
-                return store_layer(cache, keys[package.name], package.filename, files, compression)
+                key, source = keys[package.name], package.filename
+                if compiler is None:
+                    return store_layer(cache, key, source, files, compression)
+                site_packages = f"{prefix.strip('/')}/lib/python{python}/site-packages"
+                with compiled(files, site_packages, compiler, source) as pycs:
+                    # A package's own pycs, if it ships them, are kept.
+                    return store_layer(cache, key, source, {**pycs, **files}, compression)
 
             with ThreadPoolExecutor(BUILD_WORKERS, thread_name_prefix="bakery-conda") as pool:
                 for done, layer in enumerate(pool.map(build, missing), 1):

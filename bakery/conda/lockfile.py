@@ -134,7 +134,11 @@ def _parse(path: Path, text: str) -> Any:
             raise ValueError("it is not a YAML mapping")
         return parse_conda_lock_file(path)
     except Exception as exc:  # yaml, pydantic and conda-lock's own errors alike
-        reason = shorten(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 200)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if callable(getattr(exc, "errors", None)):  # pydantic: say where and what
+            first = exc.errors()[0]  # type: ignore[attr-defined]
+            reason = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+        reason = shorten(reason, 200)
         raise ImageBakingException(
             f"{shown} is not a conda-lock file conda-lock can read: {reason}."
         ) from None

@@ -7,12 +7,12 @@ unsatisfiable request is an ImageBakingException whose message is the solver's e
 cut short, with the whole of it in `details`.
 """
 
-import asyncio
 import datetime
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bakery.conda.aio import run
 from bakery.conda.lockfile import dependencies, depends_of
 from bakery.errors import ImageBakingException, shorten
 from bakery.lock import CondaPackage
@@ -38,7 +38,7 @@ def solve(
     subdir = CONDA_SUBDIRS[platform]
     gateway = Gateway(cache_dir=cache / "conda" / "repodata")
     try:
-        records = asyncio.run(
+        records = run(
             rattler_solve(
                 sources=list(channels),
                 specs=list(specs),

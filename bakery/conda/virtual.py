@@ -4,7 +4,8 @@
 else the version string inside the newest layer's `libc.so.6`), never the build machine's; a
 base without glibc (musl, static) has none, so packages that need it do not solve. `__unix`,
 `__linux` (the oldest kernel assumed, `CONDA_OVERRIDE_LINUX` or 5.10, as conda-lock assumes)
-and `__archspec` (the target's generic architecture) complete it. The glibc found is kept per
+and `__archspec` (the target's generic architecture) complete it; `__cuda` is there only when
+the bake names the CUDA driver version its hosts have (`cuda=`). The glibc found is kept per
 base digest, so a base is read once.
 """
 
@@ -28,8 +29,11 @@ _LIBC = re.compile(r"(?:usr/)?lib(?:64|/[a-z0-9_]+-linux-gnu)?/libc(?:\.so\.6|-(
 _VERSION = re.compile(rb"GNU C Library [^\n]*?version (\d+\.\d+)")
 
 
-def virtual_packages(base: BaseImage, platform: str, cache: Path) -> list[Any]:
-    """rattler's GenericVirtualPackages for images of `platform` on `base`."""
+def virtual_packages(
+    base: BaseImage, platform: str, cache: Path, cuda: str | None = None
+) -> list[Any]:
+    """rattler's GenericVirtualPackages for images of `platform` on `base`, with `__cuda`
+    when the hosts' CUDA driver version is given."""
     import os
 
     from rattler import BuildString, GenericVirtualPackage, PackageName, Version
@@ -45,6 +49,8 @@ def virtual_packages(base: BaseImage, platform: str, cache: Path) -> list[Any]:
     glibc = base_glibc(base, platform, cache)
     if glibc is not None:
         found.append(package("__glibc", glibc))
+    if cuda is not None:
+        found.append(package("__cuda", cuda))
     return found
 
 

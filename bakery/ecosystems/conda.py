@@ -9,6 +9,7 @@ site-packages. The image sets CONDA_PREFIX (not VIRTUAL_ENV) and PATH.
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bakery import config
 from bakery.base.model import BaseImage
@@ -19,6 +20,9 @@ from bakery.lock import CondaPackage, Lock
 from bakery.spec import Spec
 from stagekit.cancel import CancelToken
 from stagekit.progress import Reporter
+
+if TYPE_CHECKING:
+    from bakery.layers.bytecode import Compiler
 
 SOLVE_TIMEOUT = 600.0
 """Longest a solve (and the PyPI part's resolution) may take without a nearer deadline."""
@@ -59,7 +63,7 @@ class Conda:
                 spec.conda,
                 spec.channels,
                 spec.platform,
-                virtual_packages(base, spec.platform, cache),
+                virtual_packages(base, spec.platform, cache, spec.cuda),
                 cache,
                 timeout=cancel.remaining(SOLVE_TIMEOUT),
             )
@@ -100,24 +104,27 @@ class Conda:
         cancel: CancelToken,
     ) -> list[BuiltLayer]:
         from bakery.conda.layers import build_conda_env_layer, build_conda_layers
+        from bakery.ecosystems.pypi import bytecode_compiler
 
         room -= 1  # the env layer goes on top
         count = len(locked.conda) + len(locked.packages)
         early = on_built if count <= room else None  # merged layers are not pushed early
         python = env_python(locked.conda)
+        compiler = bytecode_compiler(python, cache, reporter) if python else None
         reporter.info(f"Installing {len(locked.conda)} conda package(s)")
         built = build_conda_layers(
             locked.conda,
             cache,
             prefix=config.ENV_PREFIX,
             python=python,
+            compiler=compiler,
             compression=spec.compression,
             on_built=early,
             progress=lambda done, total: reporter.advance("layers", done, total),
             cancel=cancel,
         )
         if locked.packages:
-            built += self._wheel_layers(spec, locked, cache, reporter, early, cancel)
+            built += self._wheel_layers(spec, locked, cache, compiler, reporter, early, cancel)
         packages, merged = fit_budget(built, room, cache, spec.compression)
         if merged:
             reporter.info(
@@ -136,11 +143,11 @@ class Conda:
         spec: Spec,
         locked: Lock,
         cache: Path,
+        compiler: "Compiler | None",
         reporter: Reporter,
         on_built: Callable[[BuiltLayer], None] | None,
         cancel: CancelToken,
     ) -> list[BuiltLayer]:
-        from bakery.ecosystems.pypi import bytecode_compiler
         from bakery.layers.packages import build_package_layers
 
         reporter.info(f"Downloading {len(locked.packages)} wheel(s) for the conda env")
@@ -148,7 +155,7 @@ class Conda:
             locked.packages,
             cache,
             python=locked.python,
-            compiler=bytecode_compiler(locked.python, cache, reporter),
+            compiler=compiler,
             prefix=config.ENV_PREFIX,
             compression=spec.compression,
             on_built=on_built,

@@ -71,6 +71,10 @@ ChannelOption = Annotated[
         "BAKERY_CONDA_CHANNELS or conda-forge.",
     ),
 ]
+CudaOption = Annotated[
+    str | None,
+    typer.Option(help="The CUDA driver version the image's hosts have (conda's __cuda)."),
+]
 
 
 def bake(
@@ -91,6 +95,7 @@ def bake(
         typer.Option("--conda-lock", help="A conda-lock file: its packages, used as is."),
     ] = None,
     channel: ChannelOption = None,
+    cuda: CudaOption = None,
     python: Annotated[str | None, typer.Option(help="Target Python, e.g. 3.11.")] = None,
     base: Annotated[str | None, typer.Option(help="Base image reference.")] = None,
     registry: Annotated[
@@ -118,7 +123,7 @@ def bake(
 
     try:
         with stage_bars(quiet=as_json) as bars:
-            conda_options = _conda_options(environment, conda_lock, channel)
+            conda_options = _conda_options(environment, conda_lock, channel, cuda)
             baked = bake_image(
                 pypi=_pypi(pypi) if pypi else None,
                 conda=_conda(conda) if conda else None,
@@ -146,10 +151,18 @@ def bake(
 
 
 def _conda_options(
-    environment: Path | None, conda_lock: Path | None, channels: list[str] | None
+    environment: Path | None,
+    conda_lock: Path | None,
+    channels: list[str] | None,
+    cuda: str | None,
 ) -> dict[str, object]:
     """The conda keyword options of bake_image that were given."""
-    given = {"environment": environment, "conda_lock": conda_lock, "channels": channels}
+    given = {
+        "environment": environment,
+        "conda_lock": conda_lock,
+        "channels": channels,
+        "cuda": cuda,
+    }
     return {name: value for name, value in given.items() if value}
 
 
@@ -164,6 +177,7 @@ def lock(
     conda: CondaOption = None,
     environment: EnvironmentOption = None,
     channel: ChannelOption = None,
+    cuda: CudaOption = None,
     python: Annotated[str | None, typer.Option(help="Target Python, e.g. 3.11.")] = None,
     base: Annotated[str | None, typer.Option(help="Base image reference.")] = None,
     platform: Annotated[
@@ -185,6 +199,7 @@ def lock(
             conda=_conda(conda) if conda else None,
             environment=environment,
             channels=channel or None,
+            cuda=cuda,
             python=python,
             base_image=base,
             platform=platform,
