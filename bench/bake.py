@@ -387,6 +387,7 @@ def push_base(registry: Registry) -> str:
 
 
 CONDA_SPECS = {"python": "", "libdemo": "", "demo-cli": "", "six": ""}
+CONDA_ROUNDS = 5
 
 
 def conda_floor(records: list, root: Path) -> float:
@@ -446,7 +447,6 @@ def bench_conda() -> None:
             )
         )
         size = sum(record.size or 0 for record in records)
-        floors = [conda_floor(records, WORK / f"floor-{n}") for n in range(3)]
         stages: dict[str, float] = {}
 
         def bake() -> None:
@@ -456,22 +456,28 @@ def bench_conda() -> None:
             result = bake(BakeRequest(conda=CONDA_SPECS, channels=[url]))
             stages.update(result.stage_seconds)
 
-        colds = []
-        for n in range(3):  # each from empty bakery caches
+        def empty_caches(keep_base: bool) -> None:
+            """Empty bakery caches and layout; with `keep_base`, but for the base's glibc
+            record (read once per base digest)."""
+            bases = WORK / "cache" / "bake" / "conda" / "bases"
+            if keep_base:
+                shutil.copytree(bases, WORK / "bases", dirs_exist_ok=True)
             shutil.rmtree(WORK / "cache", ignore_errors=True)
             shutil.rmtree(WORK / "layout", ignore_errors=True)
+            if keep_base:
+                shutil.copytree(WORK / "bases", bases)
+
+        floors, colds, known_base = [], [], []
+        for n in range(CONDA_ROUNDS):  # interleaved: the machine's load hits every side alike
+            floors.append(conda_floor(records, WORK / f"floor-{n}"))
+            empty_caches(keep_base=False)
             colds.append(timed(bake))
             if n == 0:
                 first_stages = dict(stages)
-        known_base = []  # empty caches but for the base's glibc, read once per base digest
-        bases = WORK / "cache" / "bake" / "conda" / "bases"
-        for _ in range(3):
-            shutil.copytree(bases, WORK / "bases", dirs_exist_ok=True)
-            shutil.rmtree(WORK / "cache", ignore_errors=True)
-            shutil.rmtree(WORK / "layout", ignore_errors=True)
-            shutil.copytree(WORK / "bases", bases)
+            empty_caches(keep_base=True)
             known_base.append(timed(bake))
         again = [timed(bake) for _ in range(6)]
+        load = os.getloadavg()[0]
     finally:
         server.shutdown()
         server.server_close()
@@ -494,7 +500,8 @@ def bench_conda() -> None:
         "A conda bake (bakery: solve with rattler, one layer per package, image into a local "
         "OCI layout) from empty bakery caches, against its floor in the same run: rattler "
         "installing the same solved records into one prefix from an empty package cache plus "
-        "one gzip layer tar of that prefix (bakery's own compressor). Medians of 3; the "
+        "one gzip layer tar of that prefix (bakery's own compressor). Medians of "
+        f"{CONDA_ROUNDS} interleaved rounds (floor, cold, cold with the base read); the "
         "identical re-bake is in-process, median of 5 after the first. Channel: the tests' "
         "(a python package made from a CPython on this machine, an ELF library, two noarch "
         "python packages), served over HTTP on loopback. Reproduce: "
@@ -514,8 +521,9 @@ def bench_conda() -> None:
             ],
             rows,
         )
-        + "\n\n- bakery's cold stages (first run): "
-        + ", ".join(f"{k} {v:.2f} s" for k, v in first_stages.items()),
+        + "\n\n- bakery's cold stages (first run, which also imports rattler): "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in first_stages.items())
+        + f"\n- load average (1 min) at the end: {load:.1f} on {os.cpu_count()} cores",
     )
 
 

@@ -8,7 +8,7 @@ cut short, with the whole of it in `details`.
 """
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,31 +26,37 @@ def solve(
     specs: Sequence[str],
     channels: Sequence[str],
     platform: str,
-    virtual_packages: Sequence[Any],
+    virtual_packages: Callable[[], Sequence[Any]],
     cache: Path,
     timeout: float,
 ) -> tuple[CondaPackage, ...]:
-    """The packages `specs` resolve to for `platform`, sorted by name."""
+    """The packages `specs` resolve to for `platform`, sorted by name. `virtual_packages` is
+    called once the repodata is fetched: reading them from the base can overlap the fetch."""
     from rattler import ChannelPriority, Gateway, Subdir
     from rattler import solve as rattler_solve
     from rattler.exceptions import FetchRepoDataError, GatewayError, SolverError
 
     subdir = CONDA_SUBDIRS[platform]
+    platforms = [Subdir(subdir), Subdir("noarch")]
     gateway = Gateway(cache_dir=cache / "conda" / "repodata")
+    assumed: Sequence[Any] = ()
     try:
+        # The repodata first (kept in the gateway for the solve), the virtual packages then.
+        run(gateway.query(list(channels), platforms, list(specs), recursive=True))
+        assumed = virtual_packages()
         records = run(
             rattler_solve(
                 sources=list(channels),
                 specs=list(specs),
                 gateway=gateway,
-                platforms=[Subdir(subdir), Subdir("noarch")],
-                virtual_packages=list(virtual_packages),
+                platforms=platforms,
+                virtual_packages=list(assumed),
                 channel_priority=ChannelPriority.Strict,
                 timeout=datetime.timedelta(seconds=max(timeout, 1.0)),
             )
         )
     except SolverError as exc:
-        raise _unsatisfiable(str(exc), specs, subdir, virtual_packages) from None
+        raise _unsatisfiable(str(exc), specs, subdir, assumed) from None
     except (FetchRepoDataError, GatewayError) as exc:
         raise ImageBakingException(
             f"Cannot read the conda channels {shorten(', '.join(channels), 200)}: "

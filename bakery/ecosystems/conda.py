@@ -8,6 +8,7 @@ site-packages. The image sets CONDA_PREFIX (not VIRTUAL_ENV) and PATH.
 
 import dataclasses
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,14 +60,17 @@ class Conda:
             from bakery.conda.solve import solve
             from bakery.conda.virtual import virtual_packages
 
-            conda = solve(
-                spec.conda,
-                spec.channels,
-                spec.platform,
-                virtual_packages(base, spec.platform, cache, spec.cuda),
-                cache,
-                timeout=cancel.remaining(SOLVE_TIMEOUT),
-            )
+            # The base's glibc is read while the channels' repodata is fetched.
+            with ThreadPoolExecutor(1, thread_name_prefix="bakery-glibc") as reader:
+                virtual = reader.submit(virtual_packages, base, spec.platform, cache, spec.cuda)
+                conda = solve(
+                    spec.conda,
+                    spec.channels,
+                    spec.platform,
+                    virtual.result,
+                    cache,
+                    timeout=cancel.remaining(SOLVE_TIMEOUT),
+                )
         python = env_python(conda)
         wheels: tuple = ()
         if spec.requirements:
