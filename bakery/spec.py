@@ -386,7 +386,9 @@ def make_spec(
         source_date_epoch=source_date_epoch,
         **conda_fields,  # type: ignore[arg-type]  # Spec checks them
     )
-    if reqs.requires_python and Version(spec.python) not in SpecifierSet(reqs.requires_python):
+    # A conda env's python is known once solved; the target Python here is the base's.
+    requires = reqs.requires_python if spec.kind == "pypi" else None
+    if requires and Version(spec.python) not in SpecifierSet(requires):
         raise ImageBakingException(
             f"{shorten(str(pyproject_toml))} requires Python {quoted(reqs.requires_python)} but "
             f"the target is {spec.python}; pick a matching python."

@@ -195,3 +195,12 @@ def test_the_layer_budget_merges_the_smallest_conda_layers(bake_env, conda_chann
     assert len(layers) == 3  # python, one merged layer for the two small ones, the env layer
     assert layers[1].source.startswith("merged: ")
     assert "libdemo" in layers[1].source and "demo-cli" in layers[1].source
+
+
+def test_the_process_runtime_refuses_a_conda_image(bake_env, conda_channel):
+    from deployer.exceptions import AppConfigError
+    from deployer.runtimes.process.image import read_bake_layers
+
+    baked = bake_image(conda={"libdemo": ""}, channels=[conda_channel.url])
+    with pytest.raises(AppConfigError, match="conda image: its packages hold the image's prefix"):
+        read_bake_layers(baked.image)

@@ -10,7 +10,7 @@ and completed from the package's own `info/index.json`.
 
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,7 @@ def _staged(package: CondaPackage, root: Path, cache: Path) -> StagedPackage:
     return StagedPackage(package, root, tuple(record.get("files", ())), data)
 
 
-def _refuse_link_scripts(staged: Sequence[StagedPackage] | Any) -> None:
+def _refuse_link_scripts(staged: Iterable[StagedPackage]) -> None:
     """A link script the bakery would not run leaves a broken env: refuse, naming it."""
     found = [
         f"{s.package.name} ({path})"

@@ -90,6 +90,10 @@ def conda_source(
         from bakery.spec import input_path
 
         assert conda_lock is not None  # one conda source was given
+        if platform not in CONDA_SUBDIRS:
+            raise ImageBakingException(
+                f"platform {quoted(platform)} is not supported; use one of {list(CONDA_SUBDIRS)}."
+            )
         return read_conda_lock(input_path(conda_lock, "conda_lock"), CONDA_SUBDIRS[platform])
     if python is not None and not any(_names_python(spec) for spec in source.specs):
         source = CondaSource((*source.specs, f"python={python}"), source.channels, None, source.pip)
