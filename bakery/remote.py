@@ -55,6 +55,11 @@ def bake_remote(
                 f"{name}= cannot be chosen for a remote bake: the server publishes to its own "
                 f"registry. Leave {name} out, or bake locally (no service= / BAKERY_URL)."
             )
+    if request.is_conda:
+        raise ImageBakingException(
+            "A Bakery server does not take conda specs yet: bake conda images in this process "
+            "(leave out service= and BAKERY_URL)."
+        )
     message = request_message(request)
     try:
         channel = shared_channel(url, idempotent=())  # re-attaching is done here, with Watch

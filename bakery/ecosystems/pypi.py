@@ -26,10 +26,14 @@ LOCK_TIMEOUT = 600.0
 
 class PyPI:
     kind = "pypi"
+    prefix_variable = "VIRTUAL_ENV"
 
-    def lock(self, spec: Spec, cancel: CancelToken) -> Lock:
+    def lock(self, spec: Spec, base: BaseImage, cancel: CancelToken) -> Lock:
         cancel.check()
         return lock(spec, timeout=cancel.remaining(LOCK_TIMEOUT))
+
+    def image_spec_id(self, spec: Spec, locked: Lock) -> str:
+        return spec.spec_id
 
     def layers(
         self,
@@ -57,7 +61,7 @@ class PyPI:
 
         room -= len(interpreter_layers) + 1  # the env layer goes on top
         total = sum(package.size or 0 for package in locked.packages)
-        compiler = _bytecode_compiler(spec.python, cache, reporter)
+        compiler = bytecode_compiler(spec.python, cache, reporter)
         reporter.info(f"Downloading {len(locked.packages)} wheel(s)")
         built = build_package_layers(
             locked.packages,
@@ -89,7 +93,7 @@ class PyPI:
         return [*interpreter_layers, *packages, env]
 
 
-def _bytecode_compiler(python: str, cache: Path, reporter: Reporter) -> Compiler | None:
+def bytecode_compiler(python: str, cache: Path, reporter: Reporter) -> Compiler | None:
     """The host CPython that compiles the layers' bytecode, or None (logged) when there is
     none: the image then works, but compiles its imports at every container start."""
     try:
