@@ -388,17 +388,10 @@ def test_a_failed_fast_bakery_bake_answers_failure_with_its_kind_status(running)
             "/api/v1/bake",
             json=metaflow_request(pipRequirements=["bakery-no-such-package-xyzzy==1.0"]),
         )
-        conda = client.post(
-            "/api/v1/bake", json=metaflow_request(condaMatchspecs=["numpy>=2"], pipRequirements=[])
-        )
     assert missing.status_code == 422, missing.text
     failure = missing.json()["failure"]
     assert failure["kind"] == "invalid_input"
     assert "bakery-no-such-package-xyzzy" in failure["message"]
-    assert conda.status_code == 422
-    assert conda.json() == {
-        "failure": {"kind": "invalid_input", "message": fastbakery.CONDA_UNSUPPORTED}
-    }
     assert bakes_by_outcome(running)["failed"] == 1
 
 

@@ -75,7 +75,8 @@ class Readiness:
 def _lock_size(image: str) -> int:
     from bakery.inspect import read_lock
 
-    return len(read_lock(image).packages)
+    lock = read_lock(image)
+    return len(lock.packages) + len(lock.conda)  # a conda env's PyPI part is on top
 
 
 def package_count(image: str) -> int | None:
@@ -176,13 +177,7 @@ def create_app(
         if isinstance(caller, JSONResponse):
             return caller
         try:
-            wanted = fastbakery.parse(await _body(request))
-            if fastbakery.wants_conda(wanted):
-                code, failure = fastbakery.failure_body(
-                    ErrorKind.INVALID_INPUT, fastbakery.CONDA_UNSUPPORTED
-                )
-                return JSONResponse(failure, code)
-            message = fastbakery.bake_message(wanted)
+            message = fastbakery.bake_message(fastbakery.parse(await _body(request)))
         except fastbakery.BadRequest as exc:
             return _error(exc.status, exc.kind, exc.message)
         return await _bake(service, message, request, caller)
