@@ -18,6 +18,7 @@ Results -> bench/RESULTS.md.
 """
 
 import argparse
+import logging
 import os
 import shutil
 import statistics
@@ -161,7 +162,6 @@ def remote_package_unchanged(url: str) -> float:
         "suffixes": [".py"],
         "max_bytes": 10**10,
         "cache_dir": str(WORK / "pkg-cache"),
-        "logger": lambda _message: None,
     }
     package_code([str(root)], service=url, **options)
     return statistics.median(
@@ -174,6 +174,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=50)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # the 107 MB tree's size warning, once per call
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "registry").mkdir(parents=True)
     registry = TestRegistry(WORK / "registry")
