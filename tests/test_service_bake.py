@@ -24,7 +24,7 @@ from bakery.errors import ImageBakingException
 from bakery.inspect import read_lock
 from bakery.remote import bake_remote, request_message
 from bakery.request import BakeRequest
-from frontends.service.bakes import Build
+from frontends.service.bakes import BakeRpcs, Build
 from frontends.service.server import ServerSettings, start
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from stagekit.cancel import CancelToken
@@ -615,3 +615,16 @@ def test_a_server_restarted_mid_bake_gets_the_bake_again_from_its_client(
     assert baked.outcome == "built"
     assert any("no longer knows build" in line for line in lines), lines
     assert spec_tags(registry, server_repo[1]) == [f"spec-{baked.spec_id}"]
+
+
+def test_a_builds_progress_reaches_its_callers_thinned_with_first_and_last_kept():
+    build = Build("key", "")
+    reporter = BakeRpcs._reporter(build)
+    for done in range(101):
+        reporter.advance("download", done, 100)
+    reporter.info("downloaded")
+    progress = [e.progress for e in build.events if e.HasField("progress")]
+    assert (progress[0].done, progress[-1].done) == (0, 100)
+    assert [p.done for p in progress] == sorted(p.done for p in progress)
+    assert len(progress) < 101  # the updates in between are thinned
+    assert build.events[-1].log.message == "downloaded"  # log lines are never dropped

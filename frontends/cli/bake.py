@@ -56,6 +56,13 @@ def _conda(specs: list[str]) -> dict[str, str]:
     return packages
 
 
+PypiOption = Annotated[
+    list[str] | None,
+    typer.Option("--pypi", help="A requirement, e.g. 'flask>=2' (repeatable)."),
+]
+RequirementsOption = Annotated[
+    Path | None, typer.Option("-r", "--requirements", help="A requirements.txt file.")
+]
 CondaOption = Annotated[
     list[str] | None,
     typer.Option("--conda", help="A conda package, NAME=SPEC, e.g. numpy=1.26.* (repeatable)."),
@@ -79,13 +86,8 @@ CudaOption = Annotated[
 
 
 def bake(
-    pypi: Annotated[
-        list[str] | None,
-        typer.Option("--pypi", help="A requirement, e.g. 'flask>=2' (repeatable)."),
-    ] = None,
-    requirements: Annotated[
-        Path | None, typer.Option("-r", "--requirements", help="A requirements.txt file.")
-    ] = None,
+    pypi: PypiOption = None,
+    requirements: RequirementsOption = None,
     pyproject: Annotated[
         Path | None, typer.Option("--pyproject", help="A pyproject.toml ([project].dependencies).")
     ] = None,
@@ -176,13 +178,8 @@ def _conda_options(
 
 
 def lock(
-    pypi: Annotated[
-        list[str] | None,
-        typer.Option("--pypi", help="A requirement, e.g. 'flask>=2' (repeatable)."),
-    ] = None,
-    requirements: Annotated[
-        Path | None, typer.Option("-r", "--requirements", help="A requirements.txt file.")
-    ] = None,
+    pypi: PypiOption = None,
+    requirements: RequirementsOption = None,
     conda: CondaOption = None,
     environment: EnvironmentOption = None,
     channel: ChannelOption = None,

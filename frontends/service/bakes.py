@@ -46,10 +46,12 @@ from stagekit.api.bakery.v1 import bakery_pb2
 from stagekit.api.calls import status_of
 from stagekit.cancel import Cancelled, CancelToken
 from stagekit.errors import ErrorKind
-from stagekit.progress import Reporter
+from stagekit.progress import Event, Progress, Reporter
 
 log = logging.getLogger("bakery.service")
 
+PROGRESS_INTERVAL = 0.25
+"""Seconds between two progress events of one stage that a build passes on to its callers."""
 KEEP_FINISHED = 200
 """Finished builds whose events Watch can still replay."""
 
@@ -364,8 +366,21 @@ class BakeRpcs:
 
     @staticmethod
     def _reporter(build: Build) -> Reporter:
-        """A reporter whose events become `build`'s events (what its callers receive)."""
-        return Reporter("bakery.service", events=lambda e: build.publish(wire.event_message(e)))
+        """A reporter whose events become `build`'s events (what its callers receive). A
+        stage's progress is passed on at most every PROGRESS_INTERVAL seconds (its first and
+        last always): every event goes to every caller, and fifty callers of one build would
+        otherwise spend more on progress messages than the build itself takes."""
+        last: dict[str, float] = {}
+
+        def publish(event: Event) -> None:
+            if isinstance(event, Progress) and 0 < event.done < event.total:
+                now = time.monotonic()
+                if now - last.get(event.stage, -PROGRESS_INTERVAL) < PROGRESS_INTERVAL:
+                    return
+                last[event.stage] = now
+            build.publish(wire.event_message(event))
+
+        return Reporter("bakery.service", events=publish)
 
     def _remember(self, build: Build) -> None:
         self.builds[build.id] = build
