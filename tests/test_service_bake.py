@@ -29,7 +29,7 @@ from frontends.service.server import ServerSettings, start
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from stagekit.cancel import CancelToken
 from stagekit.errors import ErrorKind
-from stagekit.progress import Reporter
+from stagekit.progress import LogLine, Progress, Reporter
 from tests.fixtures.services import free_port, wait_until
 from tests.triggers import at_first, cancel_when
 
@@ -628,3 +628,30 @@ def test_a_builds_progress_reaches_its_callers_thinned_with_first_and_last_kept(
     assert [p.done for p in progress] == sorted(p.done for p in progress)
     assert len(progress) < 101  # the updates in between are thinned
     assert build.events[-1].log.message == "downloaded"  # log lines are never dropped
+
+
+def test_a_remote_flask_requests_bake_is_the_local_image_and_runs(
+    server, server_repo, registry, docker_engine, tmp_path
+):
+    """The issue's own case: {flask, requests} baked through the server has the digest a local
+    bake of the same spec on the same base has; its events arrive in order (accepted first,
+    each stage's progress never going back, the result last); the image imports both."""
+    url, _service = server
+    events: list = []
+    remote = bake_image(pypi={"flask": "", "requests": ""}, service=url, events=events.append)
+    local_repo = f"{registry.host}/{registry.fresh_repo('local-flask')}"
+    local = bake_image(pypi={"flask": "", "requests": ""}, registry=local_repo)
+    assert remote.image.split("@")[1] == local.image.split("@")[1]
+
+    progress: dict[str, list[int]] = {}
+    for event in events:
+        if isinstance(event, Progress):
+            progress.setdefault(event.stage, []).append(event.done)
+    assert {"download", "layers", "upload"} <= set(progress)
+    for stage, done in progress.items():
+        assert done == sorted(done), stage
+    assert any(isinstance(e, LogLine) and e.message.startswith("Resolving") for e in events)
+
+    script = "import flask, requests; print(flask.__name__, requests.__name__)"
+    ran = docker_engine.run("run", "--rm", remote.image, remote.python_path, "-c", script)
+    assert ran.stdout.decode() == "flask requests\n", ran.stderr
