@@ -31,7 +31,7 @@ from typing import Protocol
 
 import grpc
 
-from bakery import wire
+from bakery import config, wire
 from bakery.bake import BakeResult, bake, find_fresh
 from bakery.errors import ImageBakingException
 from bakery.oci.publish import Publisher
@@ -192,6 +192,14 @@ class BakeRpcs:
         """The build `caller` now waits for: the running one of an identical request, or a new
         one (True). Bad input raises ImageBakingException before anything is started;
         `QueueFull` when a new build would wait behind `max_queue` others."""
+        key = wire.fingerprint(message)
+        remembered = self.lookups.remembered(key)
+        if remembered is not None:  # this very request was checked and found moments ago
+            build = Build(key, message.request_id, describe(message))
+            self._answered(build, message, remembered, time.monotonic(), looked=False)
+            with self._lock:
+                self._remember(build)
+            return build, True
         workdir = Path(tempfile.mkdtemp(prefix="bakery-request-")).resolve()
         try:
             baked = wire.write_sources(message, workdir)
@@ -200,7 +208,7 @@ class BakeRpcs:
             shutil.rmtree(workdir)
             raise ImageBakingException(_scrub(exc.message, workdir), kind=exc.kind) from None
         try:
-            build, started = self._attach(message, baked, workdir, caller)
+            build, started = self._attach(key, message, baked, workdir, caller)
         except QueueFull:
             shutil.rmtree(workdir)
             raise
@@ -288,6 +296,7 @@ class BakeRpcs:
 
     def _attach(
         self,
+        key: str,
         message: bakery_pb2.BakeRequest,
         request: BakeRequest,
         workdir: Path,
@@ -296,7 +305,6 @@ class BakeRpcs:
         """The running build this request joins, or a new one; True if it started one. A
         spec whose image is baked and fresh is answered at once, as a finished build that
         took no slot and no thread: cache hits never queue behind builds."""
-        key = wire.fingerprint(message)
         with self._lock:
             build = self._joinable(message, key)
             if build is not None:
@@ -342,19 +350,33 @@ class BakeRpcs:
                 key, lambda: find_fresh(request, self._target(), reporter)
             )
         except ImageBakingException as exc:
-            final = self._failed(key, exc, started, workdir)
-        else:
-            if result is None:
-                return None
-            if not looked:
-                reporter.info(
-                    f"Found baked image {result.image} for spec {result.spec_id[:12]} "
-                    "(an identical request just looked it up)"
-                )
-            final = self._finished(key, request, result, started)
-        build.started = build.finished = time.time()
-        build.publish(final, last=True)
+            build.started = build.finished = time.time()
+            build.publish(self._failed(key, exc, started, workdir), last=True)
+            return build
+        if result is None:
+            return None
+        self._answered(build, message, result, started, looked=looked)
         return build
+
+    def _answered(
+        self,
+        build: Build,
+        message: bakery_pb2.BakeRequest,
+        result: BakeResult,
+        started: float,
+        *,
+        looked: bool,
+    ) -> None:
+        """Finish `build` with a cache hit; `looked`: this call's lookup found it (and said
+        so), else an identical request's did."""
+        if not looked:
+            self._reporter(build).info(
+                f"Found baked image {result.image} for spec {result.spec_id[:12]} "
+                "(an identical request just looked it up)"
+            )
+        platform = message.platform or config.platform()
+        build.started = build.finished = time.time()
+        build.publish(self._finished(build.key, platform, result, started), last=True)
 
     def _target(self) -> Publisher:
         """The server's publish target, opened once: cache hits reuse its connections.
@@ -458,19 +480,17 @@ class BakeRpcs:
             )
         finally:
             self.slots.release()
-        return self._finished(build.key, request, result, started)
+        return self._finished(build.key, request.target_platform, result, started)
 
     def _finished(
-        self, key: str, request: BakeRequest, result: BakeResult, started: float
+        self, key: str, platform: str, result: BakeResult, started: float
     ) -> bakery_pb2.BakeEvent:
-        """Count and record a bake's result; its last event."""
+        """Count and record a bake's result (for `platform`); its last event."""
         self.metrics.bake_finished(result)
         if self.index is not None:
             size = image_size(result.image) if result.outcome == "built" else None
             seconds = time.monotonic() - started
-            self.index.record_bake(
-                result, request.target_platform, size=size, fingerprint=key, seconds=seconds
-            )
+            self.index.record_bake(result, platform, size=size, fingerprint=key, seconds=seconds)
         return wire.result_message(result)
 
     def _failed(

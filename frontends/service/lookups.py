@@ -33,15 +33,23 @@ class Lookups:
         self._found: OrderedDict[str, tuple[float, BakeResult]] = OrderedDict()
         self._running: dict[str, Future[BakeResult | None]] = {}
 
+    def remembered(self, key: str) -> BakeResult | None:
+        """The image found for `key` within REMEMBER_SECONDS, if any (no lookup)."""
+        with self._lock:
+            found = self._found.get(key)
+        if found is None or self._clock() - found[0] >= REMEMBER_SECONDS:
+            return None
+        return found[1]
+
     def find(
         self, key: str, look: Callable[[], BakeResult | None]
     ) -> tuple[BakeResult | None, bool]:
         """(the answer, whether this call looked: False when it was remembered or shared).
         `look`'s exception reaches every caller that waited for it."""
+        remembered = self.remembered(key)
+        if remembered is not None:
+            return remembered, False
         with self._lock:
-            remembered = self._found.get(key)
-            if remembered is not None and self._clock() - remembered[0] < REMEMBER_SECONDS:
-                return remembered[1], False
             pending = self._running.get(key)
             if pending is None:
                 pending = self._running[key] = Future()
