@@ -200,6 +200,11 @@ class BakeRpcs:
             with self._lock:
                 self._remember(build)
             return build, True
+        with self._lock:  # an identical request is being built: it was checked already
+            running = self._joinable(message, key)
+            if running is not None:
+                self._watch(running, caller, message.request_id)
+                return running, False
         workdir = Path(tempfile.mkdtemp(prefix="bakery-request-")).resolve()
         try:
             baked = wire.write_sources(message, workdir)
