@@ -91,6 +91,12 @@ def bake_image(
     ("grpc://host:port" or "grpcs://host:port", default BAKERY_URL) bakes on a Bakery server
     (`bakery.remote`): there `timeout` (or the token's deadline, default 3600 s) bounds the
     call, and the server's registry receives the image.
+
+    Conda: `conda={"numpy": "1.26.*"}` (match specs), or the options `environment` (an
+    environment.yml) or `conda_lock` (a conda-lock file, used as is), with `channels` (names
+    or URLs, highest priority first; default BAKERY_CONDA_CHANNELS or conda-forge). PyPI
+    requirements given too go on top of the conda env (`bakery.conda.pypi` says how).
+    `cuda` ("12.2") lets the solve assume hosts with that CUDA driver (`__cuda`).
     """
     arguments = {
         "pypi": pypi,
@@ -200,7 +206,8 @@ def _look_up(
         base = load_base_image(pinned, publisher, blobs, platform, reporter)
         base_python = base.python
         pins.remember_python(base_digest, platform, base_python)
-    spec = request.spec(base_digest, _target_python(request.python, base_python, pinned))
+    python = _target_python(request.python, base_python, pinned, request.is_conda)
+    spec = request.spec(base_digest, python)
     cancel.check()
     tag = f"spec-{spec.spec_id}"
     resolutions = Resolutions(cache, target_name(request.target, request.registry))
@@ -215,6 +222,7 @@ def _look_up(
 
 def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> BakeResult:
     uploads = Uploads(reporter)
+    blobs = BlobCache(config.bake_cache_dir() / "blobs")
     publisher = open_target(request.target, request.registry, uploads.on_step)
     with contextlib.closing(publisher):
         lookup = _look_up(request, publisher, reporter, cancel, load_base=True)
@@ -225,7 +233,13 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
             if lookup.stale is None:
                 return hit
             reporter.info(f"Resolving spec {spec.spec_id[:12]} again: {lookup.stale}")
-            relocked = _lock(spec, lookup.pinned, request.build, reporter, cancel)
+            if lookup.base is None:
+                from bakery.build import load_base_image
+
+                lookup.base = load_base_image(
+                    lookup.pinned, publisher, blobs, request.target_platform, reporter
+                )
+            relocked = _lock(spec, lookup.pinned, lookup.base, request.build, reporter, cancel)
             locked, seconds = relocked
             if locked.digest == hit.lock_digest:
                 lookup.resolutions.record(spec.spec_id, locked.digest)
@@ -241,7 +255,7 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
             publisher,
             lookup.tag,
             base=lookup.base,
-            blobs=BlobCache(config.bake_cache_dir() / "blobs"),
+            blobs=blobs,
             uploads=uploads,
             reporter=reporter,
             cancel=cancel,
@@ -257,15 +271,22 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
 
 
 def _lock(
-    spec: "Spec", pinned: str, build: bool, reporter: Reporter, cancel: CancelToken
+    spec: "Spec",
+    pinned: str,
+    base: "BaseImage",
+    build: bool,
+    reporter: Reporter,
+    cancel: CancelToken,
 ) -> "tuple[Lock, float]":
-    """The spec locked in its ecosystem (sdists built when `build`), and the seconds that took."""
+    """The spec locked in its ecosystem (on `base`, pinned as `pinned`; sdists built when
+    `build`), and the seconds that took."""
     from bakery.buildkit.builder import execution_builder
     from bakery.ecosystems import ecosystem_for
 
     clock = time.monotonic()
-    builder = execution_builder(pinned, None, reporter, allowed=build)
-    locked = ecosystem_for(spec, builder).lock(spec, cancel)
+    python = base.python.version if base.python else None
+    builder = execution_builder(pinned, python, reporter, allowed=build)
+    locked = ecosystem_for(spec, builder).lock(spec, base, cancel)
     return locked, time.monotonic() - clock
 
 
@@ -288,9 +309,15 @@ def python_path() -> str:
     return f"{config.ENV_PREFIX}/bin/python"
 
 
-def _target_python(requested: str | None, base_python: PythonInfo | None, base: str) -> str:
+def _target_python(
+    requested: str | None, base_python: PythonInfo | None, base: str, conda: bool = False
+) -> str:
     if requested is not None:
         return requested
+    if base_python is None and conda:  # a conda env brings its own python
+        from bakery.spec import DEFAULT_PYTHON
+
+        return DEFAULT_PYTHON
     if base_python is None:
         raise ImageBakingException(
             f"base image {base} has no Python interpreter that bakery can find; "

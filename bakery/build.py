@@ -84,7 +84,7 @@ def build_image(
             f"Resolving {len(spec.requirements)} requirement(s) for {spec.platform}, "
             f"Python {spec.python}"
         )
-        locked = ecosystem.lock(spec, cancel)
+        locked = ecosystem.lock(spec, base, cancel)
         lap("resolve")
     layers = ecosystem.layers(
         spec,
@@ -101,7 +101,8 @@ def build_image(
         base,
         layers,
         prefix=config.ENV_PREFIX,
-        spec_id=spec.spec_id,
+        prefix_variable=ecosystem.prefix_variable,
+        spec_id=ecosystem.image_spec_id(spec, locked),
         lock=locked,
         blobs=blobs,
         source_date_epoch=spec.source_date_epoch,

@@ -31,12 +31,13 @@ BASE_LAYERS_ANNOTATION = "org.bakery.base.layers"
 packages, environment), which the process runtime unpacks on the host without the base."""
 
 
-def _with_env(env: list[str], prefix: str) -> list[str]:
-    """`env` with `<prefix>/bin` first on PATH and VIRTUAL_ENV set."""
+def _with_env(env: list[str], prefix: str, variable: str = "VIRTUAL_ENV") -> list[str]:
+    """`env` with `<prefix>/bin` first on PATH and `variable` (VIRTUAL_ENV, CONDA_PREFIX)
+    naming the prefix."""
     values = dict(item.split("=", 1) for item in env if "=" in item)
     path = values.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     values["PATH"] = f"{prefix}/bin:{path}"
-    values["VIRTUAL_ENV"] = prefix
+    values[variable] = prefix
     return [f"{name}={value}" for name, value in values.items()]
 
 
@@ -73,6 +74,7 @@ def assemble(
     layers: Sequence[BuiltLayer],
     *,
     prefix: str,
+    prefix_variable: str = "VIRTUAL_ENV",
     spec_id: str,
     lock: "Lock",
     blobs: BlobCache,
@@ -84,7 +86,7 @@ def assemble(
     config = copy.deepcopy(base.config)
     config["created"] = created
     runtime = config.setdefault("config", {})
-    runtime["Env"] = _with_env(runtime.get("Env") or [], prefix)
+    runtime["Env"] = _with_env(runtime.get("Env") or [], prefix, prefix_variable)
     runtime["Labels"] = {
         **(runtime.get("Labels") or {}),
         SPEC_ID_LABEL: spec_id,

@@ -30,7 +30,8 @@ class BakedImageInfo:
     config_digest: str
     """The image ID: it names every layer (through the config's diff_ids) and the labels."""
     prefix: str
-    """Where the packages live in the image (its VIRTUAL_ENV), e.g. /opt/bakery/env."""
+    """Where the packages live in the image (its VIRTUAL_ENV or CONDA_PREFIX), e.g.
+    /opt/bakery/env."""
     base_layers: int
     """How many of the manifest's layers, from the bottom, are the base image's."""
     layers: tuple[dict[str, Any], ...]
@@ -83,9 +84,12 @@ def read_baked(reference: str) -> BakedImageInfo:
     (config_path,) = fetch_blobs(reference, [config_digest])
     image_config = json.loads(config_path.read_bytes())
     env = (image_config.get("config") or {}).get("Env") or []
-    prefix = dict(item.split("=", 1) for item in env if "=" in item).get("VIRTUAL_ENV")
+    variables = dict(item.split("=", 1) for item in env if "=" in item)
+    prefix = variables.get("VIRTUAL_ENV") or variables.get("CONDA_PREFIX")
     if not prefix:
-        raise ImageBakingException(f"{reference} sets no VIRTUAL_ENV: it has no bakery env")
+        raise ImageBakingException(
+            f"{reference} sets neither VIRTUAL_ENV nor CONDA_PREFIX: it has no bakery env"
+        )
     return BakedImageInfo(
         reference=reference,
         lock=lock,

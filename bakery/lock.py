@@ -67,6 +67,30 @@ class NoWheelError(ImageBakingException):
         self.packages = packages
 
 
+@dataclass(frozen=True)
+class CondaPackage:
+    """One conda package of a solved (or given) environment: what a conda-lock lockfile
+    records of it, so that a bake from that lockfile locks to the very same value."""
+
+    name: str
+    version: str
+    build: str
+    subdir: str
+    url: str
+    sha256: str
+    md5: str
+    depends: tuple[str, ...] = ()
+
+    @property
+    def filename(self) -> str:
+        return unquote(PurePosixPath(urlsplit(self.url).path).name)
+
+    @property
+    def channel(self) -> str:
+        """The channel URL: the package URL without `<subdir>/<filename>`."""
+        return self.url.rsplit("/", 2)[0] + "/"
+
+
 LOCK_FORMAT = 2
 """Version of the lock's JSON (the image's lock annotation); 2: it names its kind and format."""
 
@@ -76,29 +100,44 @@ class Lock:
     """The exact wheels one spec resolved to, sorted by name; `digest` names the set.
 
     `kind` is the ecosystem that locked it (the spec's kind); images baked before locks
-    carried kind and format read back as a format 1 PyPI lock."""
+    carried kind and format read back as a format 1 PyPI lock. A conda lock also holds the
+    conda packages (`conda`, sorted by name); its `packages` are the PyPI wheels layered on
+    top of the conda env, if any."""
 
     platform: str
     python: str
     packages: tuple[LockedPackage, ...]
     kind: str = "pypi"
     format: int = LOCK_FORMAT
+    conda: tuple[CondaPackage, ...] = ()
+    channels: tuple[str, ...] = ()
+    """The conda channels solved from, highest priority first."""
 
     def to_json(self) -> str:
-        """Canonical JSON (sorted keys, compact): the same lock always gives the same text."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        """Canonical JSON (sorted keys, compact): the same lock always gives the same text.
+        A lock without conda packages leaves those keys out (PyPI locks read as before)."""
+        fields = asdict(self)
+        if not self.conda:
+            del fields["conda"], fields["channels"]
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> "Lock":
         """Inverse of `to_json`."""
         data = json.loads(text)
         packages = tuple(LockedPackage(**p) for p in data["packages"])
+        conda = tuple(
+            CondaPackage(**{**p, "depends": tuple(p.get("depends", ()))})
+            for p in data.get("conda", ())
+        )
         return cls(
             platform=data["platform"],
             python=data["python"],
             packages=packages,
             kind=data.get("kind", "pypi"),
             format=data.get("format", 1),
+            conda=conda,
+            channels=tuple(data.get("channels", ())),
         )
 
     @property

@@ -22,6 +22,7 @@ from bakery import wire
 from bakery.bake import BakeResult
 from bakery.errors import ImageBakingException
 from bakery.request import BakeRequest
+from bakery.spec import _read_text
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from stagekit.api.calls import kind_of, shared_channel, token_metadata
 from stagekit.cancel import Cancelled, CancelToken
@@ -222,6 +223,9 @@ def request_message(request: BakeRequest) -> bakery_pb2.BakeRequest:
     """The wire request for `request`, its files read here (the server cannot see them)."""
     message = bakery_pb2.BakeRequest(
         pypi=dict(request.pypi or {}),
+        conda=dict(request.conda or {}),
+        channels=list(request.channels or ()),
+        cuda=request.cuda or "",
         base_image=request.base_image or "",
         python=request.python or "",
         platform=request.platform or "",
@@ -237,9 +241,13 @@ def request_message(request: BakeRequest) -> bakery_pb2.BakeRequest:
         message.max_age_seconds = math.ceil(max_age)
     if request.requirements_file is not None:
         message.requirements.CopyFrom(read_requirements_source(Path(request.requirements_file)))
-    if request.pyproject_toml is not None:
-        path = Path(request.pyproject_toml)
-        message.pyproject.CopyFrom(bakery_pb2.SourceFile(path=path.name, content=_text(path)))
+    for name, (field, default) in wire.SOURCE_FILES.items():
+        path = getattr(request, name)
+        if path is not None and name != "requirements_file":
+            content = _read_text(Path(path), default)
+            getattr(message, field).CopyFrom(
+                bakery_pb2.SourceFile(path=Path(path).name, content=content)
+            )
     return message
 
 
@@ -256,7 +264,7 @@ def read_requirements_source(path: Path) -> bakery_pb2.SourceFile:
         key = os.path.relpath(current, root).replace(os.sep, "/")
         if key in texts:
             continue
-        texts[key] = text = _text(current)
+        texts[key] = text = _read_text(current, "requirements file")
         for number, line in _logical_lines(text):
             requirement, options = _split_line(line, f"{current}:{number}")
             if requirement:
@@ -266,9 +274,3 @@ def read_requirements_source(path: Path) -> bakery_pb2.SourceFile:
                     pending.append(Path(os.path.normpath(current.parent / value)))
     content = texts.pop(path.name)
     return bakery_pb2.SourceFile(path=path.name, content=content, includes=texts)
-
-
-def _text(path: Path) -> str:
-    from bakery.spec import _read_text
-
-    return _read_text(path, "requirements file" if path.suffix != ".toml" else "pyproject.toml")

@@ -7,7 +7,7 @@ for field, so a remote bake and a local one go through the same checks.
 
 import datetime
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,10 @@ OPTIONS = (
     "timeout",
     "service",
     "max_age",
+    "environment",
+    "conda_lock",
+    "channels",
+    "cuda",
     "build",
     "system_packages",
 )
@@ -41,13 +45,22 @@ _UNPINNED = "sha256:" + "0" * 64
 
 @dataclass(frozen=True)
 class BakeRequest:
-    """What to bake (exactly one of pypi, requirements_file, pyproject_toml), on which base,
-    for which target, and where the image goes. None means "the default"."""
+    """What to bake (one of pypi, requirements_file, pyproject_toml and/or one of conda,
+    environment, conda_lock), on which base, for which target, and where the image goes.
+    None means "the default"."""
 
     pypi: Mapping[str, str] | None = None
     requirements_file: str | Path | None = None
     pyproject_toml: str | Path | None = None
     conda: Mapping[str, str] | None = None
+    environment: str | Path | None = None
+    """An environment.yml: conda specs, channels and its `pip:` requirements."""
+    conda_lock: str | Path | None = None
+    """A conda-lock file: its packages for the target platform, used as is."""
+    channels: Sequence[str] | None = None
+    """Conda channels, highest priority first; None: BAKERY_CONDA_CHANNELS or conda-forge."""
+    cuda: str | None = None
+    """The CUDA driver version conda solves may assume (`__cuda`); None: no CUDA."""
     base_image: str | None = None
     python: str | None = None
     platform: str | None = None
@@ -67,12 +80,15 @@ class BakeRequest:
     def check(self) -> None:
         """Refuse bad input now, with a short ImageBakingException, before any I/O beyond
         reading the dependency file itself."""
-        if self.conda is not None:
-            raise ImageBakingException(
-                "conda specs are not supported yet; use pypi=, requirements_file= or "
-                "pyproject_toml="
-            )
-        for name in ("platform", "registry", "target", "compression", "python", "base_image"):
+        for name in (
+            "platform",
+            "registry",
+            "target",
+            "compression",
+            "python",
+            "base_image",
+            "cuda",
+        ):
             _optional_text(getattr(self, name), name)
         for flag in ("force", "build"):
             if not isinstance(getattr(self, flag), bool):
@@ -87,6 +103,11 @@ class BakeRequest:
         from bakery.spec import DEFAULT_PYTHON
 
         self.spec(_UNPINNED, self.python or DEFAULT_PYTHON)
+
+    @property
+    def is_conda(self) -> bool:
+        """Whether it names conda packages (a conda spec, environment.yml or conda-lock)."""
+        return any(v is not None for v in (self.conda, self.environment, self.conda_lock))
 
     @property
     def base_reference(self) -> str | None:
@@ -110,6 +131,12 @@ class BakeRequest:
             pypi=self.pypi,
             requirements_file=self.requirements_file,
             pyproject_toml=self.pyproject_toml,
+            conda=self.conda,
+            environment=self.environment,
+            conda_lock=self.conda_lock,
+            channels=self.channels,
+            conda_python=self.python,
+            cuda=self.cuda,
             base_image_digest=base_digest,
             platform=self.target_platform,
             python=python,
@@ -136,7 +163,19 @@ def request_from_call(arguments: Mapping[str, Any], options: Mapping[str, Any]) 
                 f"{name} must be a callable or None, not {quoted(callback)}."
             )
     named = {key: value for key, value in arguments.items() if key != "logger"}
-    chosen = {key: options.get(key) for key in ("platform", "registry", "target", "compression")}
+    chosen = {
+        key: options.get(key)
+        for key in (
+            "platform",
+            "registry",
+            "target",
+            "compression",
+            "environment",
+            "conda_lock",
+            "channels",
+            "cuda",
+        )
+    }
     max_age = options.get("max_age")
     if isinstance(max_age, datetime.timedelta):
         max_age = max_age.total_seconds()

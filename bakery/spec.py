@@ -17,7 +17,7 @@ import re
 import shlex
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -49,6 +49,7 @@ _MIN_PYTHON_MINOR = 8
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _CACHE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_CUDA = re.compile(r"\d{1,3}(\.\d{1,3}){0,2}")
 _PYTHON = re.compile(r"3\.(\d{1,3})(\.\d{1,4})?")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _OPTIONS = ("-r", "--requirement", "-i", "--index-url", "--extra-index-url", "--hash")
@@ -56,11 +57,13 @@ _URL_SCHEMES = ("https", "http")
 _DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]{1,127}")
 
 
-SPEC_FORMAT = 2
-"""Version of the Spec's fields and their meaning; part of every spec id (2: kind, format)."""
+SPEC_FORMAT = 3
+"""Version of the Spec's fields and their meaning; part of every spec id (2: kind, format;
+3: conda match specs, channels and locked packages, Debian system packages)."""
 
-SpecKind = Literal["pypi"]
-"""The ecosystem a spec is locked in; conda and built artifacts come next."""
+SpecKind = Literal["pypi", "conda"]
+"""The ecosystem a spec is locked in: "conda" when it names conda packages (PyPI
+requirements then go on top of the conda env); built artifacts come next."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,14 @@ class Spec:
     """The image config's `created` time: it changes the image's bytes, so the id too."""
     kind: SpecKind = "pypi"
     format: int = SPEC_FORMAT
+    conda: tuple[str, ...] = ()
+    """Conda match specs (`numpy 1.26.*`), sorted; solved by rattler."""
+    channels: tuple[str, ...] = ()
+    """Conda channels, highest priority first (strict priority)."""
+    conda_locked: str | None = None
+    """A given conda lock (canonical JSON of its packages for the platform): used as is."""
+    cuda: str | None = None
+    """The CUDA driver version the image's hosts have (`__cuda` for the solve), if any."""
     system_packages: tuple[str, ...] = ()
     """Debian packages apt installs in BuildKit under the package layers (sorted, unique)."""
 
@@ -96,6 +107,8 @@ class Spec:
                 object.__setattr__(self, name, check(getattr(self, name)))
             except (ValueError, TypeError) as exc:
                 problems.append(f"{name}: {exc}")
+        if not problems:
+            problems = _kind_problems(self)
         if problems:
             raise ImageBakingException(f"Invalid bake inputs: {shorten('; '.join(problems), 300)}.")
 
@@ -108,8 +121,6 @@ class Spec:
     def spec_id(self) -> str:
         """blake3 hex of the canonical JSON of every field: same inputs, same id."""
         fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        if not self.system_packages:  # added later: specs without them keep their ids
-            del fields["system_packages"]
         canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return blake3.blake3(canonical.encode()).hexdigest()
 
@@ -131,10 +142,54 @@ def _texts(value: object) -> tuple[str, ...]:
 
 
 def _requirements(value: object) -> tuple[str, ...]:
-    texts = _texts(value)
-    if not texts:
-        raise ValueError("no requirements: give at least one package")
-    return tuple(sorted({_normalize(r) for r in texts}))
+    return tuple(sorted({_normalize(r) for r in _texts(value)}))
+
+
+def _kind_problems(spec: "Spec") -> list[str]:
+    """What the fields' kind requires: a PyPI spec names requirements; a conda spec names
+    match specs or a lock, and channels to find them in."""
+    if spec.kind == "pypi":
+        if not spec.requirements:
+            return ["requirements: no requirements: give at least one package"]
+        if spec.conda or spec.channels or spec.conda_locked or spec.cuda:
+            return ["kind: a pypi spec has no conda specs, channels, conda lock or cuda"]
+        return []
+    if not spec.conda and spec.conda_locked is None:
+        return ["conda: no conda packages: give at least one match spec, or a conda lock"]
+    if spec.conda and spec.conda_locked is not None:
+        return ["conda: give match specs or a conda lock, not both"]
+    if not spec.channels:
+        return ["channels: no conda channel to solve from"]
+    return []
+
+
+def _conda_specs(value: object) -> tuple[str, ...]:
+    from bakery.conda.specs import normalize_match_spec
+
+    return tuple(sorted({normalize_match_spec(text) for text in _texts(value)}))
+
+
+def _channels(value: object) -> tuple[str, ...]:
+    from bakery.conda.channels import normalize_channel
+
+    channels = tuple(normalize_channel(text) for text in _texts(value))
+    if len(set(channels)) != len(channels):
+        raise ValueError(f"a channel is listed twice in {quoted(list(channels))}")
+    return channels
+
+
+def _cuda(value: object) -> str | None:
+    text = _optional_text(value)
+    if text is not None and not _CUDA.fullmatch(text):
+        raise ValueError(f"cuda {quoted(text)} is not a CUDA version such as '12.2'")
+    return text
+
+
+def _conda_locked(value: object) -> str | None:
+    text = _optional_text(value)
+    if text is not None and not isinstance(json.loads(text), list):
+        raise ValueError("expected the JSON list of locked conda packages")
+    return text
 
 
 def _index_url(value: object) -> str | None:
@@ -208,8 +263,8 @@ def _epoch(value: object) -> int:
 
 
 def _kind(value: object) -> str:
-    if value != "pypi":
-        raise ValueError(f"kind {quoted(value)} is not supported; 'pypi' is")
+    if value not in ("pypi", "conda"):
+        raise ValueError(f"kind {quoted(value)} is not supported; 'pypi' and 'conda' are")
     return value
 
 
@@ -244,6 +299,10 @@ _FIELD_CHECKS = {
     "source_date_epoch": _epoch,
     "kind": _kind,
     "format": _format,
+    "conda": _conda_specs,
+    "channels": _channels,
+    "conda_locked": _conda_locked,
+    "cuda": _cuda,
     "system_packages": _system_packages,
 }
 """Each field's check: returns the normalized value, raises ValueError/TypeError to refuse."""
@@ -259,6 +318,12 @@ def make_spec(
     pypi: Mapping[str, str] | None = None,
     requirements_file: str | Path | None = None,
     pyproject_toml: str | Path | None = None,
+    conda: Mapping[str, str] | None = None,
+    environment: str | Path | None = None,
+    conda_lock: str | Path | None = None,
+    channels: Sequence[str] | None = None,
+    conda_python: str | None = None,
+    cuda: str | None = None,
     base_image_digest: str,
     platform: str = DEFAULT_PLATFORM,
     python: str = DEFAULT_PYTHON,
@@ -268,28 +333,61 @@ def make_spec(
     source_date_epoch: int = 0,
     system_packages: tuple[str, ...] = (),
 ) -> Spec:
-    """Validate exactly one dependency source plus the target, and return its `Spec`."""
-    given = [
-        name
-        for name, value in (
-            ("pypi", pypi),
-            ("requirements_file", requirements_file),
-            ("pyproject_toml", pyproject_toml),
-        )
-        if value is not None
-    ]
-    if len(given) != 1:
+    """Validate the dependency sources plus the target, and return their `Spec`: at most one
+    PyPI source (pypi, requirements_file, pyproject_toml) and at most one conda source
+    (conda, environment, conda_lock); an environment.yml brings its own `pip:` section.
+    `conda_python` (the python asked for) becomes a `python X.Y.*` match spec; `cuda` is the
+    `__cuda` virtual package a conda solve may assume."""
+    pypi_sources = _given(
+        pypi=pypi, requirements_file=requirements_file, pyproject_toml=pyproject_toml
+    )
+    conda_sources = _given(conda=conda, environment=environment, conda_lock=conda_lock)
+    if len(pypi_sources) > 1 or len(conda_sources) > 1 or not pypi_sources + conda_sources:
+        given = pypi_sources + conda_sources
         what = "none was given" if not given else f"got {' and '.join(given)}"
         raise ImageBakingException(
-            "Give exactly one of pypi, requirements_file or pyproject_toml; " + what + "."
+            "Give exactly one of pypi, requirements_file or pyproject_toml, exactly one of "
+            "conda, environment or conda_lock, or one of each; " + what + "."
         )
+    for name, value in (("channels", channels), ("cuda", cuda)):
+        if value is not None and not conda_sources:
+            raise ImageBakingException(
+                f"{name}= is for conda packages, but no conda source (conda, environment or "
+                "conda_lock) was given."
+            )
+    if environment is not None and pypi_sources:
+        raise ImageBakingException(
+            f"Give environment or {pypi_sources[0]}, not both: put the PyPI packages in the "
+            "environment's `pip:` section."
+        )
+    reqs = RequirementSet()
     if pypi is not None:
         reqs = RequirementSet(requirements=pypi_requirements(pypi))
     elif requirements_file is not None:
         reqs = read_requirements_file(input_path(requirements_file, "requirements_file"))
-    else:
-        assert pyproject_toml is not None  # exactly one source was given
+    elif pyproject_toml is not None:
         reqs = read_pyproject(input_path(pyproject_toml, "pyproject_toml"))
+    conda_fields: dict[str, object] = {}
+    if conda_sources:
+        from bakery.conda.specs import conda_source
+
+        source = conda_source(
+            conda=conda,
+            environment=environment,
+            conda_lock=conda_lock,
+            channels=channels,
+            platform=platform,
+            python=conda_python,
+        )
+        if source.pip:
+            reqs = RequirementSet(requirements=list(source.pip))
+        conda_fields = {
+            "kind": "conda",
+            "conda": source.specs,
+            "channels": source.channels,
+            "conda_locked": source.locked,
+            "cuda": cuda,
+        }
     spec = Spec(
         requirements=tuple(reqs.requirements),
         index_url=reqs.index_url,
@@ -303,13 +401,21 @@ def make_spec(
         compression=compression,  # type: ignore[arg-type]  # Spec checks it
         source_date_epoch=source_date_epoch,
         system_packages=system_packages,
+        **conda_fields,  # type: ignore[arg-type]  # Spec checks them
     )
-    if reqs.requires_python and Version(spec.python) not in SpecifierSet(reqs.requires_python):
+    # A conda env's python is known once solved; the target Python here is the base's.
+    requires = reqs.requires_python if spec.kind == "pypi" else None
+    if requires and Version(spec.python) not in SpecifierSet(requires):
         raise ImageBakingException(
             f"{shorten(str(pyproject_toml))} requires Python {quoted(reqs.requires_python)} but "
             f"the target is {spec.python}; pick a matching python."
         )
     return spec
+
+
+def _given(**sources: object) -> list[str]:
+    """The names of the sources that were given (not None)."""
+    return [name for name, value in sources.items() if value is not None]
 
 
 def input_path(value: object, name: str) -> Path:

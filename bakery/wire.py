@@ -46,19 +46,23 @@ KINDS = {
 def write_sources(message: bakery_pb2.BakeRequest, workdir: Path) -> BakeRequest:
     """The library's request for `message`, its files written under `workdir`; a path that
     would leave `workdir` is refused as invalid input."""
-    files: dict[str, Path | None] = {"requirements_file": None, "pyproject_toml": None}
-    for name, field in (("requirements_file", "requirements"), ("pyproject_toml", "pyproject")):
+    files: dict[str, Path | None] = dict.fromkeys(SOURCE_FILES)
+    for name, (field, default) in SOURCE_FILES.items():
         if message.HasField(field):
             source = getattr(message, field)
-            default = "requirements.txt" if field == "requirements" else "pyproject.toml"
             root = PurePosixPath(source.path).name or default
             files[name] = _write(workdir, root, source.content)
             for path, content in source.includes.items():
                 _write(workdir, path, content)
     return BakeRequest(
         pypi=dict(message.pypi) or None,
+        conda=dict(message.conda) or None,
         requirements_file=files["requirements_file"],
         pyproject_toml=files["pyproject_toml"],
+        environment=files["environment"],
+        conda_lock=files["conda_lock"],
+        channels=list(message.channels) or None,
+        cuda=message.cuda or None,
         base_image=message.base_image or None,
         python=message.python or None,
         platform=message.platform or None,
@@ -69,6 +73,15 @@ def write_sources(message: bakery_pb2.BakeRequest, workdir: Path) -> BakeRequest
         build=not message.no_build,
         system_packages=tuple(message.system_packages),
     )
+
+
+SOURCE_FILES = {
+    "requirements_file": ("requirements", "requirements.txt"),
+    "pyproject_toml": ("pyproject", "pyproject.toml"),
+    "environment": ("environment", "environment.yml"),
+    "conda_lock": ("conda_lock", "conda-lock.yml"),
+}
+"""`BakeRequest` file fields -> (their `SourceFile` field in the message, default name)."""
 
 
 def max_age(message: bakery_pb2.BakeRequest) -> float | None:
@@ -96,8 +109,11 @@ def fingerprint(message: bakery_pb2.BakeRequest) -> str:
     included; a different `max_age` is another build (joining a hit would not refresh). (The
     spec id needs the base pinned first; identical requests are identical
     specs, so this key is enough to share one build.)"""
-    fields = {
+    fields: dict[str, object] = {
         "pypi": dict(sorted(message.pypi.items())),
+        "conda": dict(sorted(message.conda.items())),
+        "channels": list(message.channels),
+        "cuda": message.cuda,
         "base_image": message.base_image,
         "python": message.python,
         "platform": message.platform,
@@ -111,7 +127,7 @@ def fingerprint(message: bakery_pb2.BakeRequest) -> str:
         fields["system_packages"] = sorted(set(message.system_packages))
     if message.no_build:
         fields["no_build"] = True
-    for field in ("requirements", "pyproject"):
+    for field, _default in SOURCE_FILES.values():
         if message.HasField(field):
             source = getattr(message, field)
             fields[field] = {

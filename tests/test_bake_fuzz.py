@@ -338,7 +338,23 @@ BAD_OPTIONS: dict[str, st.SearchStrategy] = {
     "force": st.one_of(st.sampled_from(["yes", "false", 1, 0.0, [], "no"])),
     "progress": st.sampled_from([5, "bar", b"x", [print]]),
     "logger": st.sampled_from([5, "log", b"x", {"a": 1}]),
-    "conda": st.sampled_from([{"numpy": ""}, {}, "numpy", 5]),
+    "conda": st.sampled_from(
+        [{}, "numpy", 5, {"numpy": ">>1"}, {"": "1"}, {"numpy": 5}, {"numpy\n": ""}]
+    ),
+    "channels": st.sampled_from(
+        [
+            "conda-forge",
+            [],
+            ["ftp://mirror/ch"],
+            ["https://user:secret@mirror/ch"],
+            [5],
+            ["conda-forge\n"],
+            ["x", "x"],
+            ["not a channel"],
+        ]
+    ),
+    "environment": ODD.filter(lambda value: value is not None),
+    "conda_lock": ODD.filter(lambda value: value is not None),
     "requirements_file": ODD.filter(lambda value: value is not None),
     "pyproject_toml": ODD.filter(lambda value: value is not None),
 }
@@ -356,8 +372,12 @@ def bad_option(draw) -> Case:
     if kind == "no source":
         return Case({"python": "3.11"})
     value = draw(BAD_OPTIONS[kind])
-    if kind in ("requirements_file", "pyproject_toml"):
+    if kind in ("requirements_file", "pyproject_toml", "environment", "conda_lock"):
         return Case({kind: value})
+    if kind == "conda":
+        return Case({kind: value})
+    if kind == "channels":
+        return Case({"conda": {"numpy": ""}, kind: value})
     kwargs = {"pypi": pypi, kind: value}
     if kind == "registry":
         kwargs["target"] = "registry"

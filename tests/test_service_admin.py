@@ -22,6 +22,8 @@ from bakery.oci.cache import BlobCache
 from bakery.oci.layout import LayoutPublisher
 from bakery.oci.model import OCI_CONFIG, OCI_INDEX, Image, canonical_json
 from bakery.oci.remote import RegistryPublisher
+from bakery.remote import bake_remote
+from bakery.request import BakeRequest
 from bakery.targets import untag
 from frontends.cli import app
 from frontends.service.auth import InsecureBindError
@@ -303,6 +305,47 @@ def test_warm_lists_hits_prunes_and_counts(
         ["hit", "six", "linux/amd64"],
         ["hit", "six", "linux/arm64"],
     ]
+
+
+def test_a_warm_file_of_five_specs_on_two_platforms_makes_their_bakes_hits(
+    tmp_path, bake_env, monkeypatch, fresh_repo, two_platform_base, server
+):
+    """The issue's case: `bakery cache warm FILE` with five specs on two platforms bakes ten
+    images; the same bakes from a client afterwards are all hits."""
+    monkeypatch.setenv("BAKERY_REGISTRY", fresh_repo)
+    monkeypatch.setenv("BAKERY_BASE_IMAGE", two_platform_base)
+    names = ["six", "attrs", "idna", "iniconfig", "pluggy"]
+    (tmp_path / "requirements.txt").write_text("pluggy>=1\n")
+    entries = [f'- pypi: {{{name}: ""}}' for name in names[:4]] + [
+        "- requirements: requirements.txt"
+    ]
+    warm_file = tmp_path / "warm.yaml"
+    warm_file.write_text(
+        "".join(f"{e}\n  platforms: [linux/amd64, linux/arm64]\n" for e in entries)
+    )
+    url = f"grpc://127.0.0.1:{server.port}"
+
+    warmed = CliRunner().invoke(app, ["cache", "warm", str(warm_file), "--server", url])
+    assert warmed.exit_code == 0, warmed.output
+    lines = [line.split() for line in warmed.stdout.splitlines()]
+    assert len(lines) == 10 and {line[0] for line in lines} == {"built"}
+
+    again = [
+        bake_remote(BakeRequest(pypi={name: ""}, platform=platform), url, timeout=600)
+        for name in names[:4]
+        for platform in PLATFORMS
+    ]
+    again += [
+        bake_remote(
+            BakeRequest(requirements_file=tmp_path / "requirements.txt", platform=platform),
+            url,
+            timeout=600,
+        )
+        for platform in PLATFORMS
+    ]
+    assert [result.outcome for result in again] == ["hit"] * 10
+    assert len({result.image for result in again}) == 10
+    assert server.service.builds_started == 10
 
 
 def test_prune_without_bounds_is_refused(server, channel):

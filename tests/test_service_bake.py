@@ -24,22 +24,14 @@ from bakery.errors import ImageBakingException
 from bakery.inspect import read_lock
 from bakery.remote import bake_remote, request_message
 from bakery.request import BakeRequest
-from frontends.service.bakes import Build
+from frontends.service.bakes import BakeRpcs, Build
 from frontends.service.server import ServerSettings, start
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from stagekit.cancel import CancelToken
 from stagekit.errors import ErrorKind
-from stagekit.progress import Reporter
+from stagekit.progress import LogLine, Progress, Reporter
 from tests.fixtures.services import free_port, wait_until
 from tests.triggers import at_first, cancel_when
-
-
-@pytest.fixture
-def server_repo(bake_env, registry, monkeypatch) -> tuple[str, str]:
-    """(registry reference, repository) where the server publishes: BAKERY_REGISTRY."""
-    repo = registry.fresh_repo("served")
-    monkeypatch.setenv("BAKERY_REGISTRY", f"{registry.host}/{repo}")
-    return f"{registry.host}/{repo}", repo
 
 
 @pytest.fixture
@@ -623,6 +615,46 @@ def test_a_server_restarted_mid_bake_gets_the_bake_again_from_its_client(
     assert baked.outcome == "built"
     assert any("no longer knows build" in line for line in lines), lines
     assert spec_tags(registry, server_repo[1]) == [f"spec-{baked.spec_id}"]
+
+
+def test_a_builds_progress_reaches_its_callers_thinned_with_first_and_last_kept():
+    build = Build("key", "")
+    reporter = BakeRpcs._reporter(build)
+    for done in range(101):
+        reporter.advance("download", done, 100)
+    reporter.info("downloaded")
+    progress = [e.progress for e in build.events if e.HasField("progress")]
+    assert (progress[0].done, progress[-1].done) == (0, 100)
+    assert [p.done for p in progress] == sorted(p.done for p in progress)
+    assert len(progress) < 101  # the updates in between are thinned
+    assert build.events[-1].log.message == "downloaded"  # log lines are never dropped
+
+
+def test_a_remote_flask_requests_bake_is_the_local_image_and_runs(
+    server, server_repo, registry, docker_engine, tmp_path
+):
+    """The issue's own case: {flask, requests} baked through the server has the digest a local
+    bake of the same spec on the same base has; its events arrive in order (accepted first,
+    each stage's progress never going back, the result last); the image imports both."""
+    url, _service = server
+    events: list = []
+    remote = bake_image(pypi={"flask": "", "requests": ""}, service=url, events=events.append)
+    local_repo = f"{registry.host}/{registry.fresh_repo('local-flask')}"
+    local = bake_image(pypi={"flask": "", "requests": ""}, registry=local_repo)
+    assert remote.image.split("@")[1] == local.image.split("@")[1]
+
+    progress: dict[str, list[int]] = {}
+    for event in events:
+        if isinstance(event, Progress):
+            progress.setdefault(event.stage, []).append(event.done)
+    assert {"download", "layers", "upload"} <= set(progress)
+    for stage, done in progress.items():
+        assert done == sorted(done), stage
+    assert any(isinstance(e, LogLine) and e.message.startswith("Resolving") for e in events)
+
+    script = "import flask, requests; print(flask.__name__, requests.__name__)"
+    ran = docker_engine.run("run", "--rm", remote.image, remote.python_path, "-c", script)
+    assert ran.stdout.decode() == "flask requests\n", ran.stderr
 
 
 def test_system_packages_and_sdists_bake_remotely_and_no_build_travels(server, docker_engine):

@@ -32,14 +32,6 @@ METAFLOW_HEADERS = {"Content-Type": "application/json", "Connection": "keep-aliv
 """What Metaflow's FastBakery client sends besides its service headers (`x-api-key`)."""
 
 
-@pytest.fixture
-def server_repo(bake_env, registry, monkeypatch) -> tuple[str, str]:
-    """(registry reference, repository) where the server publishes: BAKERY_REGISTRY."""
-    repo = registry.fresh_repo("http")
-    monkeypatch.setenv("BAKERY_REGISTRY", f"{registry.host}/{repo}")
-    return f"{registry.host}/{repo}", repo
-
-
 def serve(tmp_path: Path, **settings) -> RunningServer:
     return start(ServerSettings(port=0, http_port=0, state_dir=tmp_path / "state", **settings))
 
@@ -396,17 +388,10 @@ def test_a_failed_fast_bakery_bake_answers_failure_with_its_kind_status(running)
             "/api/v1/bake",
             json=metaflow_request(pipRequirements=["bakery-no-such-package-xyzzy==1.0"]),
         )
-        conda = client.post(
-            "/api/v1/bake", json=metaflow_request(condaMatchspecs=["numpy>=2"], pipRequirements=[])
-        )
     assert missing.status_code == 422, missing.text
     failure = missing.json()["failure"]
     assert failure["kind"] == "invalid_input"
     assert "bakery-no-such-package-xyzzy" in failure["message"]
-    assert conda.status_code == 422
-    assert conda.json() == {
-        "failure": {"kind": "invalid_input", "message": fastbakery.CONDA_UNSUPPORTED}
-    }
     assert bakes_by_outcome(running)["failed"] == 1
 
 

@@ -16,11 +16,11 @@ from bakery.request import BakeRequest
 from frontends.service.server import ServerSettings, start
 from frontends.service.slots import BuildSlots, QueueFull
 from frontends.service.state import SqliteIndex
-from stagekit.api.bakery.v1 import bakery_pb2
+from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from stagekit.cancel import Cancelled, CancelToken
 from stagekit.errors import ErrorKind
 from tests.fixtures.services import wait_until
-from tests.test_service_bake import kinds, slots_taken, spec_tags, stub
+from tests.test_service_bake import kinds, slots_taken, spec_tags, stub, watchers
 
 
 class Waiting:
@@ -97,13 +97,6 @@ def test_a_full_queue_refuses_and_a_cancelled_build_leaves_it():
 
 
 # -- through a real server ------------------------------------------------------------------
-
-
-@pytest.fixture
-def server_repo(bake_env, registry, monkeypatch) -> tuple[str, str]:
-    repo = registry.fresh_repo("queued")
-    monkeypatch.setenv("BAKERY_REGISTRY", f"{registry.host}/{repo}")
-    return f"{registry.host}/{repo}", repo
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
@@ -216,3 +209,28 @@ def test_a_cache_hit_never_waits_for_a_slot(server_repo, registry, tmp_path):
     finally:
         running.stop(grace=1)
     assert running.index.outcomes()["hit"] == 4
+
+
+def test_warm_bakes_take_the_same_slots_and_join_running_builds(server_repo, registry, tmp_path):
+    """Warm submits to the bake RPCs' builds: with the slot held, a warm item of the spec a
+    queued Bake waits for joins that build, and Stats counts what waits."""
+    running = start(ServerSettings(port=0, state_dir=tmp_path / "state", max_builds=1))
+    service, url = running.service, f"grpc://127.0.0.1:{running.port}"
+    admin = bakery_pb2_grpc.AdminStub(grpc.insecure_channel(f"127.0.0.1:{running.port}"))
+    try:
+        with slots_taken(service):
+            baking = stub(url).Bake(bakery_pb2.BakeRequest(pypi={"six": ""}), timeout=600)
+            assert next(baking).HasField("accepted") and next(baking).queued.position == 1
+            item = bakery_pb2.WarmItem(request=bakery_pb2.BakeRequest(pypi={"six": ""}))
+            warming = admin.Warm(iter([item]), timeout=600)
+            wait_until(lambda: watchers(service) == [2], "the warm item to join the build")
+            stats = admin.Stats(bakery_pb2.StatsRequest(), timeout=5)
+            assert (stats.queued, stats.running) == (1, 1)  # the bake waits; the holder runs
+        (warmed,) = list(warming)
+        events = list(baking)
+    finally:
+        running.stop(grace=1)
+    assert events[-1].result.outcome == bakery_pb2.OUTCOME_BUILT
+    assert warmed.result.outcome == bakery_pb2.OUTCOME_JOINED
+    assert warmed.result.image == events[-1].result.image
+    assert service.builds_started == 1

@@ -18,13 +18,6 @@ from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 
 
 @pytest.fixture
-def server_repo(bake_env, registry, monkeypatch) -> tuple[str, str]:
-    repo = registry.fresh_repo("fresh")
-    monkeypatch.setenv("BAKERY_REGISTRY", f"{registry.host}/{repo}")
-    return f"{registry.host}/{repo}", repo
-
-
-@pytest.fixture
 def running(server_repo, tmp_path):
     server = start(ServerSettings(port=0, state_dir=tmp_path / "state"))
     yield server

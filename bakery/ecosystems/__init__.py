@@ -1,8 +1,9 @@
 """Ecosystems: how a spec of one kind becomes locked artifacts and then layers.
 
 The bake is one pipeline, spec -> lock -> artifacts -> layers -> env layer, and the part
-that knows a package manager sits behind `Ecosystem`: PyPI (uv, wheels) today; conda
-(rattler) and artifacts built by the execution builder (BuildKit) plug in beside it. The
+that knows a package manager sits behind `Ecosystem`: PyPI (uv, wheels) and conda (rattler,
+conda-lock; PyPI wheels on top); artifacts built by the execution builder (BuildKit) plug in
+beside them. The
 base image, the layer budget, the image assembly, caching and publishing are shared.
 """
 
@@ -23,9 +24,17 @@ if TYPE_CHECKING:
 
 class Ecosystem(Protocol):
     kind: str
+    prefix_variable: str
+    """The image variable naming the env's prefix: VIRTUAL_ENV, CONDA_PREFIX."""
 
-    def lock(self, spec: Spec, cancel: CancelToken) -> Lock:
-        """Resolve the spec for its target platform and Python: exact artifacts, verified."""
+    def lock(self, spec: Spec, base: BaseImage, cancel: CancelToken) -> Lock:
+        """Resolve the spec for its target platform and Python (and what `base` provides):
+        exact artifacts, verified."""
+        ...
+
+    def image_spec_id(self, spec: Spec, locked: Lock) -> str:
+        """The spec id the image is labelled with: `spec.spec_id`, or for a spec that is
+        solved, that of its locked form (so baking its lock gives the same image)."""
         ...
 
     def layers(
@@ -53,4 +62,15 @@ def ecosystem_for(spec: Spec, builder: "ExecutionBuilder | None" = None) -> Ecos
         from bakery.ecosystems.pypi import PyPI
 
         return PyPI(builder)
+    if spec.kind == "conda":
+        from bakery.ecosystems.conda import Conda
+
+        if spec.system_packages:
+            from bakery.errors import ImageBakingException
+
+            raise ImageBakingException(
+                "system_packages are not supported with conda specs yet: install the "
+                "libraries from conda packages, or bake a pypi spec."
+            )
+        return Conda()
     raise AssertionError(f"Spec validation admits no kind {spec.kind!r}")

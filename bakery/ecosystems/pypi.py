@@ -30,15 +30,19 @@ class PyPI:
     """`builder`: the execution builder for sdist-only packages; None: wheels only."""
 
     kind = "pypi"
+    prefix_variable = "VIRTUAL_ENV"
 
     def __init__(self, builder: ExecutionBuilder | None = None) -> None:
         self.builder = builder
 
-    def lock(self, spec: Spec, cancel: CancelToken) -> Lock:
+    def lock(self, spec: Spec, base: BaseImage, cancel: CancelToken) -> Lock:
         cancel.check()
         if self.builder is not None:
             return self.builder.lock(spec, cancel, timeout=cancel.remaining(LOCK_TIMEOUT))
         return lock(spec, timeout=cancel.remaining(LOCK_TIMEOUT))
+
+    def image_spec_id(self, spec: Spec, locked: Lock) -> str:
+        return spec.spec_id
 
     def layers(
         self,
@@ -74,7 +78,7 @@ class PyPI:
         if self.builder is not None:  # each sdist's wheel, built in BuildKit (or cached)
             wheels = self.builder.layered(spec, wheels, cancel)
         total = sum(package.size or 0 for package in wheels)
-        compiler = _bytecode_compiler(spec.python, cache, reporter)
+        compiler = bytecode_compiler(spec.python, cache, reporter)
         reporter.info(f"Downloading {len(wheels)} wheel(s)")
         built = build_package_layers(
             wheels,
@@ -106,7 +110,7 @@ class PyPI:
         return [*system, *interpreter_layers, *packages, env]
 
 
-def _bytecode_compiler(python: str, cache: Path, reporter: Reporter) -> Compiler | None:
+def bytecode_compiler(python: str, cache: Path, reporter: Reporter) -> Compiler | None:
     """The host CPython that compiles the layers' bytecode, or None (logged) when there is
     none: the image then works, but compiles its imports at every container start."""
     try:

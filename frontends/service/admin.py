@@ -1,40 +1,31 @@
 """The Admin service: warm the cache, list and prune it, count bakes, create tokens.
 
-Every call needs an `admin` token (auth.py checks it before a call gets here). Warm bakes in
-this process on a bounded pool, like the bake RPCs; the index (state.py) is what ListCache,
-Prune and Stats read.
+Every call needs an `admin` token (auth.py checks it before a call gets here). Warm bakes
+through the bake RPCs' builds (bakes.py), so its bakes queue, join and are counted like any
+other; the index (state.py) is what ListCache, Prune and Stats read.
 """
 
 import logging
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import replace
-from pathlib import Path
-from typing import NamedTuple, NoReturn
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import NoReturn
 
 import grpc
 
-from bakery import wire
-from frontends.service.state import CacheRow, Scope, ServiceIndex, StateError, image_size
+from bakery import config, wire
+from bakery.errors import ImageBakingException
+from frontends.service.auth import caller_of
+from frontends.service.bakes import BakeRpcs, LocalCaller
+from frontends.service.slots import QueueFull
+from frontends.service.state import CacheRow, Scope, ServiceIndex, StateError
 from stagekit.api.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from stagekit.api.calls import status_of
 from stagekit.cancel import CancelToken
 from stagekit.errors import ErrorKind
-from stagekit.progress import Reporter
 
 log = logging.getLogger("bakery.service")
 
 _SCOPES: dict[int, Scope] = {bakery_pb2.SCOPE_BAKE: "bake", bakery_pb2.SCOPE_ADMIN: "admin"}
-
-
-class Load(NamedTuple):
-    """Bakes waiting for a slot and bakes running."""
-
-    queued: int
-    running: int
 
 
 def _kind(error: Exception) -> ErrorKind:
@@ -63,87 +54,72 @@ def _entry(row: CacheRow) -> bakery_pb2.CacheEntry:
 
 
 class AdminService(bakery_pb2_grpc.AdminServicer):
-    """`bakery.v1.Admin`. `bake_load` is the hook the bake RPCs set so Stats reports their
-    queue; Warm's own bakes are added to it. `prune_contents(unused_for, dry_run)` is the
-    package RPCs' hook that Prune calls for uploaded file contents."""
+    """`bakery.v1.Admin`. Warm submits to the bake RPCs' build machinery (`bakes`), so warm
+    bakes share its slots, queue and singleflight with every other caller.
+    `prune_contents(unused_for, dry_run)` is the package RPCs' hook that Prune calls for
+    uploaded file contents."""
 
-    def __init__(self, index: ServiceIndex, max_builds: int) -> None:
+    def __init__(self, index: ServiceIndex, bakes: BakeRpcs) -> None:
         self.index = index
-        self.bake_load: Callable[[], Load] = lambda: Load(0, 0)
+        self.bakes = bakes
         self.prune_contents: Callable[[int, bool], tuple[int, int]] = lambda _for, _dry: (0, 0)
-        self._pool = ThreadPoolExecutor(max_builds, thread_name_prefix="bakery-warm")
-        self._lock = threading.Lock()
-        self._warm = Load(0, 0)
-
-    def close(self) -> None:
-        """Stop warm bakes not yet started; wait for the running ones."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
     # -- Warm ----------------------------------------------------------------------------
 
     def Warm(
         self, request_iterator: Iterator[bakery_pb2.WarmItem], context: grpc.ServicerContext
     ) -> Iterator[bakery_pb2.WarmResult]:
-        """Bake every item on each of its platforms, at most `max_builds` at once; results
-        stream back as bakes finish. `refresh` re-resolves every unpinned spec now (max age
-        0): an unchanged lock keeps its image (a hit, `refreshed`), a changed one is baked
-        and its tag moves."""
-        cancel = CancelToken()
-        context.add_callback(lambda: cancel.cancel("the Warm call ended"))
-        with tempfile.TemporaryDirectory(prefix="bakery-warm-") as scratch:
-            jobs: list[Future[bakery_pb2.WarmResult]] = []
-            for item in request_iterator:
-                for platform in list(item.platforms) or [None]:
-                    workdir = Path(scratch) / str(len(jobs))
-                    workdir.mkdir()
-                    self._count(queued=1)
-                    jobs.append(self._pool.submit(self._warm_one, item, platform, workdir, cancel))
-            for job in as_completed(jobs):
-                yield job.result()
+        """Bake every item on each of its platforms as the calling admin token, at most
+        `max_builds` of this call's bakes submitted at once (a long warm file never fills the
+        queue); results stream back as bakes finish. `refresh` re-resolves every unpinned spec
+        now (max age 0): an unchanged lock keeps its image (a hit, `refreshed`), a changed
+        one is baked and its tag moves."""
+        name = caller_of(context)
+        gone = CancelToken()
+        context.add_callback(lambda: gone.cancel("the Warm call ended"))
+        jobs = [
+            (item, platform)
+            for item in request_iterator
+            for platform in list(item.platforms) or [None]
+        ]
+        with ThreadPoolExecutor(self.bakes.max_builds, thread_name_prefix="bakery-warm") as pool:
+            futures = [pool.submit(self._warm_one, *job, name, gone) for job in jobs]
+            for future in as_completed(futures):
+                yield future.result()
 
     def _warm_one(
-        self, item: bakery_pb2.WarmItem, platform: str | None, workdir: Path, cancel: CancelToken
+        self, item: bakery_pb2.WarmItem, platform: str | None, name: str, gone: CancelToken
     ) -> bakery_pb2.WarmResult:
-        self._count(queued=-1, running=1)
-        started = time.monotonic()
-        keyed = bakery_pb2.BakeRequest()
-        keyed.CopyFrom(item.request)
-        keyed.platform = platform or keyed.platform
-        fingerprint = wire.fingerprint(keyed)  # the key the Bake RPCs give the same request
-        answer = bakery_pb2.WarmResult(request=item.request, platform=platform or "")
+        message = bakery_pb2.BakeRequest()
+        message.CopyFrom(item.request)
+        message.platform = platform or message.platform
+        if item.refresh:
+            message.max_age_seconds = 0
+        answer = bakery_pb2.WarmResult(
+            request=item.request, platform=message.platform or config.platform()
+        )
+        if gone.cancelled:
+            return answer  # nobody reads it
+        caller = LocalCaller(name)
         try:
-            from bakery.bake import bake
-
-            request = wire.write_sources(item.request, workdir)
-            request = replace(
-                request,
-                platform=platform or request.platform,
-                max_age=0.0 if item.refresh else request.max_age,
-            )
-            answer.platform = request.target_platform
-            request.check()
-            result = bake(request, reporter=Reporter("bakery.warm"), cancel=cancel)
-        except Exception as exc:  # one failed spec is reported; the others go on
-            if _kind(exc) is ErrorKind.INTERNAL:
-                log.exception("warming %s failed", fingerprint[:12])
-            self.index.record_failure(fingerprint, time.monotonic() - started)
-            answer.error.CopyFrom(wire.error_message(_kind(exc), str(exc)).error)
+            build, started = self.bakes.submit(message, caller)
+            while not build.done and not gone.cancelled:
+                build.after(len(build.events), wait=1.0)
+            if not build.done:
+                return answer
+            last = self.bakes.last_event(build, joined=not started)
+        except (ImageBakingException, QueueFull) as exc:  # one failed spec; the others go on
+            kind = exc.kind if isinstance(exc, ImageBakingException) else ErrorKind.UNAVAILABLE
+            self.index.record_failure(wire.fingerprint(message), 0.0)  # in the warm's history
+            answer.error.CopyFrom(wire.error_message(kind, str(exc)).error)
             return answer
         finally:
-            self._count(running=-1)
-        self.index.record_bake(
-            result,
-            answer.platform,
-            size=image_size(result.image),
-            fingerprint=fingerprint,
-            seconds=time.monotonic() - started,
-        )
-        answer.result.CopyFrom(wire.result_message(result).result)
+            caller.leave()
+        if last.HasField("error"):
+            answer.error.CopyFrom(last.error)
+        else:
+            answer.result.CopyFrom(last.result)
         return answer
-
-    def _count(self, queued: int = 0, running: int = 0) -> None:
-        with self._lock:
-            self._warm = Load(self._warm.queued + queued, self._warm.running + running)
 
     # -- the index -----------------------------------------------------------------------
 
@@ -176,15 +152,18 @@ class AdminService(bakery_pb2_grpc.AdminServicer):
         pruned = {row.spec_id for row in rows}
         shared = {row.image for row in self.index.entries() if row.spec_id not in pruned}
         removed = []
-        for row in rows:
-            try:
-                if row.image not in shared:
-                    untag(row.image, f"spec-{row.spec_id}")
-            except Exception as exc:  # typed stage errors carry their kind; see _abort
-                log.warning("prune stopped at %s: %s", row.spec_id[:12], exc)
-                _abort(context, exc)
-            self.index.remove(row.spec_id)
-            removed.append(_entry(row))
+        try:
+            for row in rows:
+                try:
+                    if row.image not in shared:
+                        untag(row.image, f"spec-{row.spec_id}")
+                except Exception as exc:  # typed stage errors carry their kind; see _abort
+                    log.warning("prune stopped at %s: %s", row.spec_id[:12], exc)
+                    _abort(context, exc)
+                self.index.remove(row.spec_id)
+                removed.append(_entry(row))
+        finally:
+            self.bakes.lookups.forget()  # a removed tag must not be answered from memory
         return self._pruned_contents(request, removed)
 
     def _pruned_contents(
@@ -199,13 +178,12 @@ class AdminService(bakery_pb2_grpc.AdminServicer):
         self, request: bakery_pb2.StatsRequest, context: grpc.ServicerContext
     ) -> bakery_pb2.StatsReply:
         rows = self.index.entries()
-        bakes, warm = self.bake_load(), self._warm
         return bakery_pb2.StatsReply(
             bakes_by_outcome=self.index.outcomes(),
             cache_entries=len(rows),
             cache_bytes=sum(row.size for row in rows),
-            queued=bakes.queued + warm.queued,
-            running=bakes.running + warm.running,
+            queued=len(self.bakes.slots.waiting),
+            running=self.bakes.slots.running,
         )
 
     def CreateToken(

@@ -31,13 +31,14 @@ from typing import Protocol
 
 import grpc
 
-from bakery import wire
+from bakery import config, wire
 from bakery.bake import BakeResult, bake, find_fresh
 from bakery.errors import ImageBakingException
 from bakery.oci.publish import Publisher
 from bakery.request import BakeRequest
 from bakery.targets import open_target
 from frontends.service.auth import caller_of
+from frontends.service.lookups import Lookups
 from frontends.service.metrics import ServiceMetrics
 from frontends.service.slots import ANONYMOUS, DEFAULT_MAX_QUEUE, BuildSlots, QueueFull
 from frontends.service.state import ServiceIndex, image_size
@@ -45,10 +46,12 @@ from stagekit.api.bakery.v1 import bakery_pb2
 from stagekit.api.calls import status_of
 from stagekit.cancel import Cancelled, CancelToken
 from stagekit.errors import ErrorKind
-from stagekit.progress import Reporter
+from stagekit.progress import Event, Progress, Reporter
 
 log = logging.getLogger("bakery.service")
 
+PROGRESS_INTERVAL = 0.25
+"""Seconds between two progress events of one stage that a build passes on to its callers."""
 KEEP_FINISHED = 200
 """Finished builds whose events Watch can still replay."""
 
@@ -68,6 +71,39 @@ class Caller(Protocol):
     def is_active(self) -> bool:
         """Whether the caller still listens."""
         ...
+
+
+class LocalCaller:
+    """A caller inside this process (a Fast Bakery HTTP request, a Warm item) waiting for a
+    build, as the build machinery sees a caller: no deadline; it goes away with `leave()`
+    (its answer is ready, or its own client left), and then the build may be cancelled if
+    nobody else waits."""
+
+    def __init__(self, name: str = ANONYMOUS) -> None:
+        self.bakery_caller = name
+        """The token's name (what `auth.caller_of` reads): the queue takes turns by it."""
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+        self._gone = False
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        with self._lock:
+            if not self._gone:
+                self._callbacks.append(callback)
+            return not self._gone
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def is_active(self) -> bool:
+        return not self._gone
+
+    def leave(self) -> None:
+        with self._lock:
+            callbacks, self._callbacks = self._callbacks, []
+            self._gone = True
+        for callback in callbacks:
+            callback()
 
 
 class Build:
@@ -148,12 +184,27 @@ class BakeRpcs:
         self._running: dict[str, Build] = {}
         self._by_request: dict[str, Build] = {}
         self._publisher: Publisher | None = None
+        self.lookups = Lookups()
+        """Cache-hit lookups shared by identical requests (Prune makes it forget)."""
         self.metrics.track_load(lambda: len(self.slots.waiting), lambda: self.slots.running)
 
     def submit(self, message: bakery_pb2.BakeRequest, caller: Caller) -> tuple[Build, bool]:
         """The build `caller` now waits for: the running one of an identical request, or a new
         one (True). Bad input raises ImageBakingException before anything is started;
         `QueueFull` when a new build would wait behind `max_queue` others."""
+        key = wire.fingerprint(message)
+        remembered = self.lookups.remembered(key)
+        if remembered is not None:  # this very request was checked and found moments ago
+            build = Build(key, message.request_id, describe(message))
+            self._answered(build, message, remembered, time.monotonic(), looked=False)
+            with self._lock:
+                self._remember(build)
+            return build, True
+        with self._lock:  # an identical request is being built: it was checked already
+            running = self._joinable(message, key)
+            if running is not None:
+                self._watch(running, caller, message.request_id)
+                return running, False
         workdir = Path(tempfile.mkdtemp(prefix="bakery-request-")).resolve()
         try:
             baked = wire.write_sources(message, workdir)
@@ -162,7 +213,7 @@ class BakeRpcs:
             shutil.rmtree(workdir)
             raise ImageBakingException(_scrub(exc.message, workdir), kind=exc.kind) from None
         try:
-            build, started = self._attach(message, baked, workdir, caller)
+            build, started = self._attach(key, message, baked, workdir, caller)
         except QueueFull:
             shutil.rmtree(workdir)
             raise
@@ -250,6 +301,7 @@ class BakeRpcs:
 
     def _attach(
         self,
+        key: str,
         message: bakery_pb2.BakeRequest,
         request: BakeRequest,
         workdir: Path,
@@ -258,7 +310,6 @@ class BakeRpcs:
         """The running build this request joins, or a new one; True if it started one. A
         spec whose image is baked and fresh is answered at once, as a finished build that
         took no slot and no thread: cache hits never queue behind builds."""
-        key = wire.fingerprint(message)
         with self._lock:
             build = self._joinable(message, key)
             if build is not None:
@@ -298,17 +349,39 @@ class BakeRpcs:
         is baked and fresh; None when it must be built."""
         started = time.monotonic()
         build = Build(key, message.request_id, describe(message))
+        reporter = self._reporter(build)
         try:
-            result = find_fresh(request, self._target(), self._reporter(build))
+            result, looked = self.lookups.find(
+                key, lambda: find_fresh(request, self._target(), reporter)
+            )
         except ImageBakingException as exc:
-            final = self._failed(key, exc, started, workdir)
-        else:
-            if result is None:
-                return None
-            final = self._finished(key, request, result, started)
-        build.started = build.finished = time.time()
-        build.publish(final, last=True)
+            build.started = build.finished = time.time()
+            build.publish(self._failed(key, exc, started, workdir), last=True)
+            return build
+        if result is None:
+            return None
+        self._answered(build, message, result, started, looked=looked)
         return build
+
+    def _answered(
+        self,
+        build: Build,
+        message: bakery_pb2.BakeRequest,
+        result: BakeResult,
+        started: float,
+        *,
+        looked: bool,
+    ) -> None:
+        """Finish `build` with a cache hit; `looked`: this call's lookup found it (and said
+        so), else an identical request's did."""
+        if not looked:
+            self._reporter(build).info(
+                f"Found baked image {result.image} for spec {result.spec_id[:12]} "
+                "(an identical request just looked it up)"
+            )
+        platform = message.platform or config.platform()
+        build.started = build.finished = time.time()
+        build.publish(self._finished(build.key, platform, result, started), last=True)
 
     def _target(self) -> Publisher:
         """The server's publish target, opened once: cache hits reuse its connections.
@@ -320,8 +393,21 @@ class BakeRpcs:
 
     @staticmethod
     def _reporter(build: Build) -> Reporter:
-        """A reporter whose events become `build`'s events (what its callers receive)."""
-        return Reporter("bakery.service", events=lambda e: build.publish(wire.event_message(e)))
+        """A reporter whose events become `build`'s events (what its callers receive). A
+        stage's progress is passed on at most every PROGRESS_INTERVAL seconds (its first and
+        last always): every event goes to every caller, and fifty callers of one build would
+        otherwise spend more on progress messages than the build itself takes."""
+        last: dict[str, float] = {}
+
+        def publish(event: Event) -> None:
+            if isinstance(event, Progress) and 0 < event.done < event.total:
+                now = time.monotonic()
+                if now - last.get(event.stage, -PROGRESS_INTERVAL) < PROGRESS_INTERVAL:
+                    return
+                last[event.stage] = now
+            build.publish(wire.event_message(event))
+
+        return Reporter("bakery.service", events=publish)
 
     def _remember(self, build: Build) -> None:
         self.builds[build.id] = build
@@ -399,19 +485,17 @@ class BakeRpcs:
             )
         finally:
             self.slots.release()
-        return self._finished(build.key, request, result, started)
+        return self._finished(build.key, request.target_platform, result, started)
 
     def _finished(
-        self, key: str, request: BakeRequest, result: BakeResult, started: float
+        self, key: str, platform: str, result: BakeResult, started: float
     ) -> bakery_pb2.BakeEvent:
-        """Count and record a bake's result; its last event."""
+        """Count and record a bake's result (for `platform`); its last event."""
         self.metrics.bake_finished(result)
         if self.index is not None:
             size = image_size(result.image) if result.outcome == "built" else None
             seconds = time.monotonic() - started
-            self.index.record_bake(
-                result, request.target_platform, size=size, fingerprint=key, seconds=seconds
-            )
+            self.index.record_bake(result, platform, size=size, fingerprint=key, seconds=seconds)
         return wire.result_message(result)
 
     def _failed(

@@ -22,11 +22,14 @@ file (each must be one PEP 508 requirement, no pip options), `pythonVersion` the
 `baseImage.imageReference` the base, one `platforms` entry the platform (several are refused:
 Bakery makes one single-platform image per request, not an index), `imageKind` the layer
 compression, `cacheBehavior.responseMaxAgeSeconds` the request's `max_age_seconds`.
-`perimeterName`, `extraConfigs`, `condaChannels`, `defaultCondaChannel` and the other
-`cacheBehavior` fields are accepted and ignored; a non-empty `condaMatchspecs` is a failure
-until Bakery bakes conda.
+`condaMatchspecs` the conda specs (by package name: `numpy>=1.26` -> `conda={"numpy":
+">=1.26"}`; with `pipRequirements` too, the PyPI part goes on top of the conda env),
+`condaChannels` then `defaultCondaChannel` the channels in priority order (neither: the
+server's BAKERY_CONDA_CHANNELS or conda-forge). `perimeterName`, `extraConfigs` and the other
+`cacheBehavior` fields are accepted and ignored.
 """
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -50,10 +53,8 @@ FAILURE_STATUS = {
 }
 """The HTTP status of a failed bake, by its kind (see the module docstring for why not 200)."""
 
-CONDA_UNSUPPORTED = (
-    "conda is not supported yet: this Bakery bakes PyPI requirements only. Send the "
-    "packages as pipRequirements, or bake this environment with Fast Bakery itself."
-)
+_CONDA_NAME = re.compile(r"\s*([A-Za-z0-9_.+\-]+(?:::[A-Za-z0-9_.+\-]+)?)\s*(.*)", re.S)
+"""A match spec's package name (maybe channel-qualified) and the rest, its version/build."""
 
 
 class _Model(BaseModel):
@@ -117,18 +118,18 @@ def parse(body: bytes) -> FastBakeRequest:
         ) from None
 
 
-def wants_conda(request: FastBakeRequest) -> bool:
-    return bool(request.condaMatchspecs)
-
-
 def bake_message(request: FastBakeRequest) -> bakery_pb2.BakeRequest:
     """The Bakery request for `request`; BadRequest for what cannot be baked as asked."""
     message = bakery_pb2.BakeRequest(compression=COMPRESSIONS[request.imageKind])
-    message.requirements.CopyFrom(
-        bakery_pb2.SourceFile(
-            path="requirements.txt", content=_requirements(request.pipRequirements or [])
+    if request.condaMatchspecs:
+        message.conda.update(_conda(request.condaMatchspecs))
+        channels = [*(request.condaChannels or []), request.defaultCondaChannel]
+        message.channels.extend(dict.fromkeys(c for c in channels if c))
+    if request.pipRequirements or not request.condaMatchspecs:
+        requirements = _requirements(request.pipRequirements or [])
+        message.requirements.CopyFrom(
+            bakery_pb2.SourceFile(path="requirements.txt", content=requirements)
         )
-    )
     if request.pythonVersion:
         message.python = request.pythonVersion
     if request.baseImage is not None and request.baseImage.imageReference:
@@ -147,6 +148,24 @@ def bake_message(request: FastBakeRequest) -> bakery_pb2.BakeRequest:
     if behavior is not None and behavior.responseMaxAgeSeconds is not None:
         message.max_age_seconds = behavior.responseMaxAgeSeconds
     return message
+
+
+def _conda(specs: list[str]) -> dict[str, str]:
+    """Match spec strings by package name, as `bake_image(conda=...)` takes them (the server
+    checks each with rattler when it checks the request)."""
+    conda: dict[str, str] = {}
+    for number, text in enumerate(specs):
+        match = _CONDA_NAME.fullmatch(text)
+        if match is None or "\n" in text:
+            raise BadRequest(
+                f"condaMatchspecs[{number}] {text[:80]!r} is not a conda match spec such as "
+                "'numpy>=1.26' or 'python=3.11'"
+            )
+        name, rest = match.groups()
+        if name in conda:
+            raise BadRequest(f"condaMatchspecs names {name!r} twice; give it once")
+        conda[name] = rest.strip()
+    return conda
 
 
 def _requirements(requirements: list[str]) -> str:

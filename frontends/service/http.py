@@ -20,7 +20,6 @@ import functools
 import logging
 import socket
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -32,7 +31,7 @@ from starlette.exceptions import HTTPException
 from bakery import wire
 from bakery.errors import ImageBakingException
 from frontends.service import fastbakery, status
-from frontends.service.bakes import BakeRpcs
+from frontends.service.bakes import BakeRpcs, LocalCaller
 from frontends.service.metrics import ServiceMetrics
 from frontends.service.slots import ANONYMOUS, QueueFull
 from frontends.service.state import ServiceIndex
@@ -52,38 +51,6 @@ def bind(host: str, port: int) -> socket.socket:
     name = host.strip("[]")
     family = socket.AF_INET6 if ":" in name else socket.AF_INET
     return socket.create_server((name, port), family=family, backlog=1024)
-
-
-class HttpCaller:
-    """A Fast Bakery request waiting for a build, as the build machinery sees a caller
-    (`bakes.Caller`): no deadline (those clients set none); it goes away when its answer is
-    ready or its connection closed, and then the build may be cancelled if nobody else waits."""
-
-    def __init__(self, name: str = ANONYMOUS) -> None:
-        self.bakery_caller = name
-        """The token's name (what `auth.caller_of` reads): the queue takes turns by it."""
-        self._lock = threading.Lock()
-        self._callbacks: list[Callable[[], None]] = []
-        self._gone = False
-
-    def add_callback(self, callback: Callable[[], None]) -> bool:
-        with self._lock:
-            if not self._gone:
-                self._callbacks.append(callback)
-            return not self._gone
-
-    def time_remaining(self) -> float | None:
-        return None
-
-    def is_active(self) -> bool:
-        return not self._gone
-
-    def leave(self) -> None:
-        with self._lock:
-            callbacks, self._callbacks = self._callbacks, []
-            self._gone = True
-        for callback in callbacks:
-            callback()
 
 
 class Readiness:
@@ -108,7 +75,8 @@ class Readiness:
 def _lock_size(image: str) -> int:
     from bakery.inspect import read_lock
 
-    return len(read_lock(image).packages)
+    lock = read_lock(image)
+    return len(lock.packages) + len(lock.conda)  # a conda env's PyPI part is on top
 
 
 def package_count(image: str) -> int | None:
@@ -209,13 +177,7 @@ def create_app(
         if isinstance(caller, JSONResponse):
             return caller
         try:
-            wanted = fastbakery.parse(await _body(request))
-            if fastbakery.wants_conda(wanted):
-                code, failure = fastbakery.failure_body(
-                    ErrorKind.INVALID_INPUT, fastbakery.CONDA_UNSUPPORTED
-                )
-                return JSONResponse(failure, code)
-            message = fastbakery.bake_message(wanted)
+            message = fastbakery.bake_message(fastbakery.parse(await _body(request)))
         except fastbakery.BadRequest as exc:
             return _error(exc.status, exc.kind, exc.message)
         return await _bake(service, message, request, caller)
@@ -228,7 +190,7 @@ async def _bake(
 ) -> Response:
     """Submit `message` as one more caller (`name`) of its build, wait for the build's end (or
     the client's departure), and answer in Fast Bakery's shape."""
-    caller = HttpCaller(name)
+    caller = LocalCaller(name)
     try:
         try:
             build, started = await run_in_threadpool(service.submit, message, caller)

@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from frontends.service.admin import AdminService, Load
+from frontends.service.admin import AdminService
 from frontends.service.auth import TokenCheck, check_bind
 from frontends.service.bakes import BakeRpcs
 from frontends.service.metrics import ServiceMetrics
@@ -98,7 +98,6 @@ class RunningServer:
         self.service.stop_builds()
         if self.http is not None:
             self.http.stop()
-        self.admin.close()
 
 
 def start(settings: ServerSettings) -> RunningServer:
@@ -121,8 +120,7 @@ def start(settings: ServerSettings) -> RunningServer:
     metrics = ServiceMetrics()
     service = BakeryService(settings, index, metrics)
     bakery_pb2_grpc.add_BakeryServicer_to_server(service, server)
-    admin = AdminService(index, settings.max_builds)
-    admin.bake_load = lambda: Load(len(service.slots.waiting), service.slots.running)
+    admin = AdminService(index, service)
     admin.prune_contents = lambda unused_for, dry: service.prune_contents(unused_for, dry_run=dry)
     bakery_pb2_grpc.add_AdminServicer_to_server(admin, server)
     checks = health.HealthServicer()

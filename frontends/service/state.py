@@ -163,6 +163,9 @@ class SqliteIndex:
         self.path = path
         self._clock = clock
         self._local = threading.local()
+        self._pending: list[Callable[[sqlite3.Connection], object]] = []
+        self._pending_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
         self._migrate()
 
     def _now(self) -> int:
@@ -197,6 +200,20 @@ class SqliteIndex:
             raise
         connection.execute("COMMIT")
 
+    def _record(self, write: Callable[[sqlite3.Connection], object]) -> None:
+        """Run `write` in a transaction, committed before this returns. Writers that arrive
+        while another commits share the next transaction (group commit): under a burst of
+        cache hits the index costs one transaction per burst, not one per hit."""
+        with self._pending_lock:
+            self._pending.append(write)
+        with self._commit_lock:
+            with self._pending_lock:
+                writes, self._pending = self._pending, []
+            if writes:  # else an earlier committer took this one along
+                with self._write() as db:
+                    for each in writes:
+                        each(db)
+
     def _migrate(self) -> None:
         with self._write() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -224,7 +241,8 @@ class SqliteIndex:
     ) -> None:
         now = self._now()
         hit = 0 if result.outcome == "built" else 1
-        with self._write() as db:
+
+        def write(db: sqlite3.Connection) -> None:
             db.execute(
                 """
                 INSERT INTO bakes (spec_id, image, platform, size, created, last_used, hits)
@@ -241,16 +259,20 @@ class SqliteIndex:
             )
             self._history(db, fingerprint, result.outcome, seconds, now, result.refreshed)
 
+        self._record(write)
+
     def record_failure(self, fingerprint: str, seconds: float) -> None:
-        with self._write() as db:
-            self._history(db, fingerprint, "failed", seconds, self._now())
+        now = self._now()
+        self._record(lambda db: self._history(db, fingerprint, "failed", seconds, now))
 
     def record_hit(self, spec_id: str) -> None:
-        with self._write() as db:
-            db.execute(
+        now = self._now()
+        self._record(
+            lambda db: db.execute(
                 "UPDATE bakes SET hits = hits + 1, last_used = ? WHERE spec_id = ?",
-                (self._now(), spec_id),
+                (now, spec_id),
             )
+        )
 
     @staticmethod
     def _history(

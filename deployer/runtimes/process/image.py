@@ -26,9 +26,17 @@ class LayerBlob:
 
 
 def read_bake_layers(reference: str) -> BakedImageInfo:
-    """The bake's facts for image `reference`; an image not baked by bakery is refused."""
+    """The bake's facts for image `reference`; an image not baked by bakery is refused, and
+    so is a conda image: its binaries hold the in-image prefix, so they run only in the image."""
     with _readable(reference):
-        return read_baked(reference)
+        image = read_baked(reference)
+    if image.lock.kind == "conda":
+        raise AppConfigError(
+            f"image {reference!r} is a conda image: its packages hold the image's prefix "
+            f"({image.prefix}) in their binaries, so it cannot run on the process runtime. "
+            "Deploy it with runtime='docker' or 'kubernetes'."
+        )
+    return image
 
 
 def fetch_layers(image: BakedImageInfo) -> list[LayerBlob]:

@@ -82,8 +82,15 @@ class SourceFile(_message.Message):
     def __init__(self, path: _Optional[str] = ..., content: _Optional[str] = ..., includes: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class BakeRequest(_message.Message):
-    __slots__ = ("pypi", "requirements", "pyproject", "base_image", "python", "platform", "cache_name", "compression", "force", "max_age_seconds", "request_id", "system_packages", "no_build")
+    __slots__ = ("pypi", "requirements", "pyproject", "base_image", "python", "platform", "cache_name", "compression", "force", "max_age_seconds", "request_id", "conda", "environment", "conda_lock", "channels", "cuda", "system_packages", "no_build")
     class PypiEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class CondaEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +108,11 @@ class BakeRequest(_message.Message):
     FORCE_FIELD_NUMBER: _ClassVar[int]
     MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CONDA_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    CONDA_LOCK_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    CUDA_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_PACKAGES_FIELD_NUMBER: _ClassVar[int]
     NO_BUILD_FIELD_NUMBER: _ClassVar[int]
     pypi: _containers.ScalarMap[str, str]
@@ -114,9 +126,14 @@ class BakeRequest(_message.Message):
     force: bool
     max_age_seconds: int
     request_id: str
+    conda: _containers.ScalarMap[str, str]
+    environment: SourceFile
+    conda_lock: SourceFile
+    channels: _containers.RepeatedScalarFieldContainer[str]
+    cuda: str
     system_packages: _containers.RepeatedScalarFieldContainer[str]
     no_build: bool
-    def __init__(self, pypi: _Optional[_Mapping[str, str]] = ..., requirements: _Optional[_Union[SourceFile, _Mapping]] = ..., pyproject: _Optional[_Union[SourceFile, _Mapping]] = ..., base_image: _Optional[str] = ..., python: _Optional[str] = ..., platform: _Optional[str] = ..., cache_name: _Optional[str] = ..., compression: _Optional[_Union[Compression, str]] = ..., force: _Optional[bool] = ..., max_age_seconds: _Optional[int] = ..., request_id: _Optional[str] = ..., system_packages: _Optional[_Iterable[str]] = ..., no_build: _Optional[bool] = ...) -> None: ...
+    def __init__(self, pypi: _Optional[_Mapping[str, str]] = ..., requirements: _Optional[_Union[SourceFile, _Mapping]] = ..., pyproject: _Optional[_Union[SourceFile, _Mapping]] = ..., base_image: _Optional[str] = ..., python: _Optional[str] = ..., platform: _Optional[str] = ..., cache_name: _Optional[str] = ..., compression: _Optional[_Union[Compression, str]] = ..., force: _Optional[bool] = ..., max_age_seconds: _Optional[int] = ..., request_id: _Optional[str] = ..., conda: _Optional[_Mapping[str, str]] = ..., environment: _Optional[_Union[SourceFile, _Mapping]] = ..., conda_lock: _Optional[_Union[SourceFile, _Mapping]] = ..., channels: _Optional[_Iterable[str]] = ..., cuda: _Optional[str] = ..., system_packages: _Optional[_Iterable[str]] = ..., no_build: _Optional[bool] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
     __slots__ = ("build_id", "request_id")
