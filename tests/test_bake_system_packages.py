@@ -82,3 +82,44 @@ def test_the_cli_takes_apt_and_no_build(bake_env):
     assert refused.exit_code == 1
     assert "docopt" in refused.output and "--no-build" in refused.output
     assert "Traceback" not in refused.output
+
+
+def test_a_base_without_apt_is_a_typed_error_saying_so(bake_env, registry, debian_base, tmp_path):
+    """The Debian base with apt-get and /etc/debian_version whited out: a shell, no apt."""
+    import gzip
+    import io
+    import tarfile
+
+    from bakery.buildkit.apt import build_apt_layer
+    from bakery.oci.cache import BlobCache
+    from bakery.oci.model import OCI_CONFIG, OCI_LAYER_GZIP, Image, canonical_json, sha256_digest
+    from bakery.oci.remote import RegistryPublisher
+    from bakery.spec import Spec
+    from stagekit.cancel import CancelToken
+    from stagekit.progress import Reporter
+
+    cache = BlobCache(tmp_path / "blobs")
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for whiteout in ("usr/bin/.wh.apt-get", "etc/.wh.debian_version"):
+            tar.addfile(tarfile.TarInfo(whiteout))
+    diff_id = sha256_digest(raw.getvalue())
+    staged = cache.temp_path()
+    staged.write_bytes(gzip.compress(raw.getvalue(), mtime=0))
+    layer = cache.layer(cache.put_file(staged), OCI_LAYER_GZIP, diff_id)
+    config = json.loads(debian_base.config.path.read_bytes())
+    config["rootfs"]["diff_ids"].append(diff_id)
+    config_blob = cache.blob(cache.put_bytes(canonical_json(config)), OCI_CONFIG)
+    no_apt = Image(config=config_blob, layers=(*debian_base.layers, layer))
+    with RegistryPublisher(f"{registry.host}/{registry.fresh_repo('no-apt')}") as publisher:
+        reference = publisher.publish(no_apt, "latest")
+
+    spec = Spec(
+        requirements=("six",),
+        base_image_digest=reference.split("@")[1],
+        system_packages=("libgomp1",),
+    )
+    with pytest.raises(ImageBakingException) as caught:
+        build_apt_layer(spec, reference, tmp_path / "cache", Reporter("test"), CancelToken())
+    assert caught.value.kind is ErrorKind.INVALID_INPUT
+    assert "need a Debian-based base image with apt-get" in caught.value.message

@@ -66,8 +66,14 @@ class ExecutionBuilder:
             for _ in range(MAX_ROUNDS):
                 wanted = unbuilt_versions(missing.details, missing.packages)
                 new = {name: v for name, v in wanted.items() if name not in sdists}
-                if not new:
-                    raise missing
+                if not new:  # uv rejects the wheel built for a package (a version conflict)
+                    names = ", ".join(sorted(wanted))
+                    raise ImageBakingException(
+                        f"The wheels built from the sdists of {names} do not satisfy the "
+                        "requirements (the sdist chosen is the newest the spec allows; pin the "
+                        f"version the other packages need).\n{missing.message}",
+                        details=missing.details,
+                    )
                 for name, version in sorted(new.items()):
                     cancel.check()
                     sdist = find_sdist(name, version, spec)
