@@ -84,7 +84,7 @@ def spec_tags(registry, repo: str) -> list[str]:
 # -- health, readiness, shutdown ---------------------------------------------------------
 
 
-def test_readyz_turns_503_when_shutdown_begins_while_healthz_stays_up(tmp_path):
+def test_readyz_turns_503_when_shutdown_begins_while_healthz_stays_up(server_repo, tmp_path):
     server = serve(tmp_path)
     service = server.service
     service.orphan_grace = 0  # a caller that leaves cancels its queued bake at once

@@ -52,6 +52,8 @@ log = logging.getLogger("bakery.service")
 
 PROGRESS_INTERVAL = 0.25
 """Seconds between two progress events of one stage that a build passes on to its callers."""
+SHUTTING_DOWN = "the server is shutting down"
+"""Why builds stop when the server does."""
 KEEP_FINISHED = 200
 """Finished builds whose events Watch can still replay."""
 
@@ -184,6 +186,7 @@ class BakeRpcs:
         self._running: dict[str, Build] = {}
         self._by_request: dict[str, Build] = {}
         self._publisher: Publisher | None = None
+        self._stopping = False
         self.lookups = Lookups()
         """Cache-hit lookups shared by identical requests (Prune makes it forget)."""
         self.metrics.track_load(lambda: len(self.slots.waiting), lambda: self.slots.running)
@@ -256,7 +259,10 @@ class BakeRpcs:
 
     def finish_builds(self, wait: float) -> None:
         """Give the unfinished builds up to `wait` seconds to end on their own (a graceful
-        shutdown's grace: HTTP callers have no gRPC call the server would wait for)."""
+        shutdown's grace: HTTP callers have no gRPC call the server would wait for). From
+        now on a build whose last caller goes is cancelled at once, as the server stopping
+        (no orphan grace: nobody re-attaches to a stopping server)."""
+        self._stopping = True
         deadline = time.monotonic() + wait
         with self._lock:
             builds = list(self._running.values())
@@ -290,7 +296,7 @@ class BakeRpcs:
         with self._lock:
             builds = list(self._running.values())
         for build in builds:
-            build.cancel.cancel("the server is shutting down")
+            build.cancel.cancel(SHUTTING_DOWN)
         for build in builds:
             if build.thread is not None:
                 build.thread.join(wait)
@@ -431,6 +437,9 @@ class BakeRpcs:
             build.watchers -= 1
             build.callers[caller_id] -= 1
             if build.watchers > 0 or build.done:
+                return
+            if self._stopping:  # nobody waits, and no caller re-attaches to a stopping server
+                build.cancel.cancel(SHUTTING_DOWN)
                 return
         # A caller re-attaches within its own deadline or not at all, so a caller whose
         # deadline passes within the grace (or has passed: a client's own deadline may reach
