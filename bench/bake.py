@@ -424,12 +424,13 @@ def bench_conda() -> None:
 
     from bakery.oci.layout import LayoutPublisher
     from tests.fixtures.base_image import cached_debian_base
-    from tests.fixtures.conda_channel import build_channel, serve
+    from tests.fixtures.conda_channel import build_channel
+    from tests.fixtures.services import serve_directory
 
     shutil.rmtree(WORK, ignore_errors=True)
     channel_dir = WORK / "conda-channel"
     build_channel(channel_dir)
-    server = serve(channel_dir, [])
+    server = serve_directory(channel_dir, [])
     url = f"http://127.0.0.1:{server.server_port}"
     try:
         base = LayoutPublisher(WORK / "base").publish(cached_debian_base(), "bookworm")
