@@ -19,6 +19,7 @@ import base64
 import json
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,18 +115,46 @@ def _malformed(reason: str) -> ImageBakingException:
     return ImageBakingException(f"{ENV_VARIABLE} is malformed: {reason}.")
 
 
+_CLIENTS: dict[tuple[Any, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
 def client(credentials: Credentials) -> Any:
-    """rattler's HTTP client for a bake: retries, rattler's credential storage, then the
-    headers of `credentials` (which win for a host both name), and rattler's OCI, GCS and
-    S3 channel support, as its default client has them."""
+    """rattler's HTTP client for `credentials` and rattler's storage as they are now: made
+    once (tens of ms: it loads the system's CA certificates) and shared by the solve and the
+    install of every bake, anew when either changes (rattler reads its credentials file
+    once per client)."""
+    key = (tuple(sorted(credentials.headers.items())), _storage_state())
+    with _CLIENTS_LOCK:
+        if key not in _CLIENTS:
+            _CLIENTS.clear()
+            _CLIENTS[key] = _new_client(credentials)
+        return _CLIENTS[key]
+
+
+def _storage_state() -> tuple[Any, ...]:
+    """What says that rattler's credentials files changed: their paths, sizes and mtimes."""
+    paths = [os.environ.get(RATTLER_FILE), os.path.expanduser("~/.rattler/credentials.json")]
+    state: list[Any] = []
+    for path in filter(None, paths):
+        try:
+            found = os.stat(path)
+        except OSError:
+            state.append((path, None))
+        else:
+            state.append((path, found.st_size, found.st_mtime_ns))
+    return tuple(state)
+
+
+def _new_client(credentials: Credentials) -> Any:
+    """Retries, rattler's credential storage, then the headers of `credentials` (which win
+    for a host both name): channels are http(s) or file URLs, so none of rattler's OCI, GCS
+    or S3 middlewares."""
     from rattler.networking import (
         AddHeadersMiddleware,
         AuthenticationMiddleware,
         Client,
-        GCSMiddleware,
-        OciMiddleware,
         RetryMiddleware,
-        S3Middleware,
     )
 
     middlewares: list[Any] = [RetryMiddleware(), AuthenticationMiddleware()]
@@ -136,7 +165,6 @@ def client(credentials: Credentials) -> Any:
             return None if header is None else {"Authorization": header}
 
         middlewares.append(AddHeadersMiddleware(headers))
-    middlewares += [OciMiddleware(), GCSMiddleware(), S3Middleware()]
     return Client(middlewares)
 
 

@@ -116,7 +116,9 @@ def _staged(package: CondaPackage, root: Path, cache: Path) -> StagedPackage:
     # rattler's record alone is still a valid one.
     with contextlib.suppress(OSError, ValueError):
         record = {**record, **json.loads(index.read_text())}
-    data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+    # One line: json's C encoder writes it (with an indent, the pure-Python one would, and
+    # python's record lists thousands of files). Conda tools read either.
+    data = (json.dumps(record, sort_keys=True) + "\n").encode()
     return StagedPackage(package, root, tuple(record.get("files", ())), data)
 
 

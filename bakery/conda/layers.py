@@ -31,9 +31,11 @@ from bakery.layers.tarball import Compression, LayerEntry, LayerFile, LayerSymli
 from bakery.lock import CondaPackage
 from stagekit.cancel import CancelToken
 
-CONDA_LAYER_FORMAT = 2
+CONDA_LAYER_FORMAT = 3
 """Bump whenever the bytes a given package turns into change; old cache entries then miss."""
 ENV_LAYER_FORMAT = 1
+_REMOVER = ThreadPoolExecutor(1, thread_name_prefix="bakery-conda-cleanup")
+"""Removes staging directories; Python joins its thread at exit, so none is left behind."""
 
 
 def conda_layer_key(
@@ -95,7 +97,8 @@ def build_conda_layers(
                     if progress is not None:
                         progress(done, len(missing))
         finally:
-            shutil.rmtree(root, ignore_errors=True)
+            # Thousands of files (python's): removed off the bake's path, before exit.
+            _REMOVER.submit(shutil.rmtree, root, ignore_errors=True)
     built = [layers[p.name] for p in packages]
     assert all(built), "every package's layer was cached or built"
     return built  # type: ignore[return-value]  # no None left, as asserted

@@ -67,11 +67,11 @@ def base_glibc(base: BaseImage, platform: str, cache: Path) -> str | None:
         known = {}
     if key in known:
         return known[key]
-    from bakery.base.load import fetch_base_layers
+    from bakery.base.load import readable_layers
     from bakery.oci.cache import BlobCache
 
-    fetch_base_layers(base, BlobCache(cache / "blobs"))
-    version = next(filter(None, (_layer_glibc(layer) for layer in reversed(base.layers))), None)
+    layers = readable_layers(base, BlobCache(cache / "blobs"))  # meanwhile copied in
+    version = next(filter(None, (_layer_glibc(layer) for layer in reversed(layers))), None)
     record.parent.mkdir(parents=True, exist_ok=True)
     with room_in(record.parent, "BAKERY_CACHE_DIR"):
         write_atomic(record, json.dumps({**known, key: version}, sort_keys=True).encode())
