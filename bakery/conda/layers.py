@@ -14,6 +14,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -89,9 +90,11 @@ def build_conda_layers(
                     # A package's own pycs, if it ships them, are kept.
                     return store_layer(cache, key, source, {**pycs, **files}, compression)
 
+            # The most files first (python's, by far): it is the long pole.
+            order = sorted(missing, key=lambda p: -len(staged[p.name].files))
             with ThreadPoolExecutor(BUILD_WORKERS, thread_name_prefix="bakery-conda") as pool:
-                for done, layer in enumerate(pool.map(build, missing), 1):
-                    layers[missing[done - 1].name] = layer
+                for done, layer in enumerate(pool.map(build, order), 1):
+                    layers[order[done - 1].name] = layer
                     if on_built is not None:
                         on_built(layer)
                     if progress is not None:
@@ -111,12 +114,15 @@ def _layer_files(staged: StagedPackage, prefix: str) -> dict[str, LayerEntry]:
     files: dict[str, LayerEntry] = {f"{top}/{staged.record_path}": record}
     for relative in staged.files:
         path = staged.root / relative
-        if path.is_symlink():
+        try:
+            found = os.lstat(path)  # one system call a file: python has a thousand
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(found.st_mode):
             files[f"{top}/{relative}"] = LayerSymlink(os.readlink(path))
-        elif path.is_file():
-            stat = path.stat()
-            mode = 0o755 if stat.st_mode & 0o111 else 0o644
-            files[f"{top}/{relative}"] = LayerFile(mode, stat.st_size, path)
+        elif stat.S_ISREG(found.st_mode):
+            mode = 0o755 if found.st_mode & 0o111 else 0o644
+            files[f"{top}/{relative}"] = LayerFile(mode, found.st_size, path)
     return files
 
 
