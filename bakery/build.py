@@ -48,9 +48,14 @@ def _prefetched(base: BaseImage, blobs: BlobCache, wanted: bool) -> Iterator[Non
     if not wanted:
         yield
         return
-    with ThreadPoolExecutor(1, thread_name_prefix="bakery-base") as fetcher:
-        fetcher.submit(fetch_base_layers, base, blobs)
+    fetcher = ThreadPoolExecutor(1, thread_name_prefix="bakery-base")
+    fetcher.submit(fetch_base_layers, base, blobs)
+    try:
         yield
+    except BaseException:
+        fetcher.shutdown(wait=False)  # a failed or cancelled bake does not wait for the copy
+        raise
+    fetcher.shutdown(wait=True)  # done already: publishing needed every layer
 
 
 def build_image(
