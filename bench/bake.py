@@ -387,7 +387,7 @@ def push_base(registry: Registry) -> str:
 
 
 CONDA_SPECS = {"python": "", "libdemo": "", "demo-cli": "", "six": ""}
-CONDA_ROUNDS = 5
+CONDA_ROUNDS = 9
 
 
 def conda_floor(records: list, root: Path) -> float:
@@ -459,6 +459,12 @@ def bench_conda() -> None:
             result = bake(BakeRequest(conda=CONDA_SPECS, channels=[url]))
             stages.update(result.stage_seconds)
 
+        def settle() -> None:
+            """Let the bake's staging removal (done off its path) end before the next timing."""
+            from bakery.conda.layers import staging_removed
+
+            staging_removed()
+
         def empty_caches(keep_base: bool) -> None:
             """Empty bakery caches and layout; with `keep_base`, but for the base's glibc
             record (read once per base digest)."""
@@ -475,10 +481,12 @@ def bench_conda() -> None:
             floors.append(conda_floor(records, WORK / f"floor-{n}"))
             empty_caches(keep_base=False)
             colds.append(timed(bake))
+            settle()
             if n == 0:
                 first_stages = dict(stages)
             empty_caches(keep_base=True)
             known_base.append(timed(bake))
+            settle()
         again = [timed(bake) for _ in range(6)]
         load = os.getloadavg()[0]
     finally:

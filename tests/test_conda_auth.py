@@ -7,13 +7,13 @@ import base64
 import gzip
 import json
 import logging
-import os
 from pathlib import Path
 
 import pytest
 
 from bakery.bake import bake_image
 from bakery.conda.auth import Credentials, configured_credentials
+from bakery.conda.layers import staging_removed
 from bakery.errors import ImageBakingException
 from bakery.inspect import read_lock, read_manifest
 from bakery.locking import lock_request
@@ -38,14 +38,10 @@ def assert_no_secret(text: str | bytes, where: str) -> None:
 
 def assert_no_secret_under(root: Path) -> None:
     """No file under `root` (gzip layers inflated) holds a credential."""
-    for directory, _, names in os.walk(root):  # os.walk: a directory removed meanwhile is skipped
-        for path in (Path(directory) / name for name in names):
-            if path.is_symlink() or not path.is_file():
-                continue
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:  # staged files the bake removes after it returns
-                continue
+    staging_removed()  # the bake removes its staged files after it returns
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
             if data[:2] == b"\x1f\x8b":
                 data = gzip.decompress(data)
             assert_no_secret(data, str(path))

@@ -169,6 +169,12 @@ def test_two_empty_caches_bake_the_same_digest(bake_env, conda_channel, monkeypa
     monkeypatch.setenv("BAKERY_IMAGE_LAYOUT", str(bake_env / "other-layout"))
     second = bake_image(conda=specs, channels=[conda_channel.url])
     assert first.image.split("@")[1] == second.image.split("@")[1]
+    # What rattler staged is removed once the bake has returned.
+    from bakery.conda.layers import staging_removed
+    from bakery.config import bake_cache_dir
+
+    staging_removed()
+    assert list((bake_cache_dir() / "conda" / "staging").iterdir()) == []
 
 
 def test_the_layer_budget_merges_the_smallest_conda_layers(bake_env, conda_channel):

@@ -39,6 +39,12 @@ _REMOVER = ThreadPoolExecutor(1, thread_name_prefix="bakery-conda-cleanup")
 """Removes staging directories; Python joins its thread at exit, so none is left behind."""
 
 
+def staging_removed() -> None:
+    """Wait until the staging directories of finished bakes are gone (a benchmark must not
+    time the next thing while they are removed)."""
+    _REMOVER.submit(lambda: None).result()
+
+
 def conda_layer_key(
     package: CondaPackage, prefix: str, python: str | None, compiler: Compiler | None
 ) -> str:
