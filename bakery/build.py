@@ -48,14 +48,11 @@ def _prefetched(base: BaseImage, blobs: BlobCache, wanted: bool) -> Iterator[Non
     if not wanted:
         yield
         return
-    fetcher = ThreadPoolExecutor(1, thread_name_prefix="bakery-base")
-    fetcher.submit(fetch_base_layers, base, blobs)
-    try:
+    # Waited for on every exit, so a bake leaves no thread behind (a failed one waits for
+    # the copy, as it waited for the base's load before).
+    with ThreadPoolExecutor(1, thread_name_prefix="bakery-base") as fetcher:
+        fetcher.submit(fetch_base_layers, base, blobs)
         yield
-    except BaseException:
-        fetcher.shutdown(wait=False)  # a failed or cancelled bake does not wait for the copy
-        raise
-    fetcher.shutdown(wait=True)  # done already: publishing needed every layer
 
 
 def build_image(

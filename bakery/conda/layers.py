@@ -16,6 +16,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,14 +36,32 @@ from stagekit.cancel import CancelToken
 CONDA_LAYER_FORMAT = 3
 """Bump whenever the bytes a given package turns into change; old cache entries then miss."""
 ENV_LAYER_FORMAT = 1
-_REMOVER = ThreadPoolExecutor(1, thread_name_prefix="bakery-conda-cleanup")
-"""Removes staging directories; Python joins its thread at exit, so none is left behind."""
+_REMOVALS: list[threading.Thread] = []
+_REMOVALS_LOCK = threading.Lock()
+
+
+def _remove_later(root: Path) -> None:
+    """Remove `root` on a thread that ends when it is done (not a daemon: Python waits for
+    it at exit, so nothing is left behind)."""
+    thread = threading.Thread(
+        target=shutil.rmtree,
+        args=(root,),
+        kwargs={"ignore_errors": True},
+        name="bakery-conda-cleanup",
+    )
+    with _REMOVALS_LOCK:
+        _REMOVALS[:] = [running for running in _REMOVALS if running.is_alive()]
+        _REMOVALS.append(thread)
+    thread.start()
 
 
 def staging_removed() -> None:
     """Wait until the staging directories of finished bakes are gone (a benchmark must not
     time the next thing while they are removed)."""
-    _REMOVER.submit(lambda: None).result()
+    with _REMOVALS_LOCK:
+        pending = list(_REMOVALS)
+    for thread in pending:
+        thread.join()
 
 
 def conda_layer_key(
@@ -107,7 +126,7 @@ def build_conda_layers(
                         progress(done, len(missing))
         finally:
             # Thousands of files (python's): removed off the bake's path, before exit.
-            _REMOVER.submit(shutil.rmtree, root, ignore_errors=True)
+            _remove_later(root)
     built = [layers[p.name] for p in packages]
     assert all(built), "every package's layer was cached or built"
     return built  # type: ignore[return-value]  # no None left, as asserted
