@@ -124,9 +124,11 @@ def build_conda_layers(
                         on_built(layer)
                     if progress is not None:
                         progress(done, len(missing))
-        finally:
-            # Thousands of files (python's): removed off the bake's path, before exit.
-            _remove_later(root)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)  # a failed bake leaves no thread behind
+            raise
+        # Thousands of files (python's): removed off the bake's path, before exit.
+        _remove_later(root)
     built = [layers[p.name] for p in packages]
     assert all(built), "every package's layer was cached or built"
     return built  # type: ignore[return-value]  # no None left, as asserted
