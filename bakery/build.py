@@ -31,7 +31,7 @@ from stagekit.progress import Reporter
 
 
 def load_base_image(
-    reference: str, publisher: Publisher, blobs: BlobCache, platform: str, reporter: Reporter
+    reference: str, blobs: BlobCache, platform: str, reporter: Reporter
 ) -> BaseImage:
     """The pinned base's manifest and config in the blob cache. Its layers' bytes come
     later, if at all: `build_image` copies them in while it resolves and builds (none when
@@ -80,7 +80,7 @@ def build_image(
         clock = now
         cancel.check()
 
-    base = base or load_base_image(base_reference, publisher, blobs, spec.platform, reporter)
+    base = base or load_base_image(base_reference, blobs, spec.platform, reporter)
     mount_repository = _mount_repository(publisher, base_reference)
     lap("base")
     # A registry push fetches the base's layers itself, when it does not mount them.
