@@ -203,7 +203,7 @@ def _look_up(
             return None
         from bakery.build import load_base_image
 
-        base = load_base_image(pinned, publisher, blobs, platform, reporter)
+        base = load_base_image(pinned, blobs, platform, reporter)
         base_python = base.python
         pins.remember_python(base_digest, platform, base_python)
     python = _target_python(request.python, base_python, pinned, request.is_conda)
@@ -237,7 +237,7 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
                 from bakery.build import load_base_image
 
                 lookup.base = load_base_image(
-                    lookup.pinned, publisher, blobs, request.target_platform, reporter
+                    lookup.pinned, blobs, request.target_platform, reporter
                 )
             relocked = _lock(spec, lookup.pinned, lookup.base, request.build, reporter, cancel)
             locked, seconds = relocked

@@ -6,8 +6,10 @@ the spec's ecosystem (`bakery.ecosystems`); base loading, the layer budget, asse
 publishing are the same for every ecosystem.
 """
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bakery import config
@@ -30,13 +32,28 @@ from stagekit.progress import Reporter
 
 
 def load_base_image(
-    reference: str, publisher: Publisher, blobs: BlobCache, platform: str, reporter: Reporter
+    reference: str, blobs: BlobCache, platform: str, reporter: Reporter
 ) -> BaseImage:
-    """The pinned base in the blob cache; a registry base's layer bytes are left out when
-    the publisher mounts them from the same registry."""
+    """The pinned base's manifest and config in the blob cache. Its layers' bytes come
+    later, if at all: `build_image` copies them in while it resolves and builds (none when
+    the publisher mounts them from the registry that holds them)."""
     reporter.info(f"Loading base image {reference}")
-    fetch_layers = _mount_repository(publisher, reference) is None
-    return load_base(reference, blobs, platform=platform, fetch_layers=fetch_layers)
+    return load_base(reference, blobs, platform=platform, fetch_layers=False)
+
+
+@contextlib.contextmanager
+def _prefetched(base: BaseImage, blobs: BlobCache, wanted: bool) -> Iterator[None]:
+    """With `wanted`, the base's layers are copied into `blobs` on a thread of their own
+    while the body runs (whoever needs them first waits for that copy, in
+    `fetch_base_layers`); a failure there is left to the caller that needs them."""
+    if not wanted:
+        yield
+        return
+    # Waited for on every exit, so a bake leaves no thread behind (a failed one waits for
+    # the copy, as it waited for the base's load before).
+    with ThreadPoolExecutor(1, thread_name_prefix="bakery-base") as fetcher:
+        fetcher.submit(fetch_base_layers, base, blobs)
+        yield
 
 
 def build_image(
@@ -66,61 +83,64 @@ def build_image(
         clock = now
         cancel.check()
 
-    base = base or load_base_image(base_reference, publisher, blobs, spec.platform, reporter)
+    base = base or load_base_image(base_reference, blobs, spec.platform, reporter)
     mount_repository = _mount_repository(publisher, base_reference)
     lap("base")
-    on_built: Callable[[BuiltLayer], None] | None = None
-    if isinstance(publisher, RegistryPublisher):
-        # The base's layers travel while the spec is resolved, each package layer as soon as
-        # it is built; `publish` waits for them all before the manifest and tag.
-        pusher = publisher
-        pusher.push_ahead(base.layers, **_base_push(base, mount_repository, blobs))
-        on_built = lambda layer: pusher.push_ahead([layer.oci_layer()])  # noqa: E731
-    python = base.python.version if base.python else None
-    builder = execution_builder(base_reference, python, reporter, allowed=build)
-    ecosystem = ecosystem_for(spec, builder)
-    if locked is None:
-        reporter.info(
-            f"Resolving {len(spec.requirements)} requirement(s) for {spec.platform}, "
-            f"Python {spec.python}"
+    # A registry push fetches the base's layers itself, when it does not mount them.
+    local = not isinstance(publisher, RegistryPublisher)
+    with _prefetched(base, blobs, wanted=local):
+        on_built: Callable[[BuiltLayer], None] | None = None
+        if isinstance(publisher, RegistryPublisher):
+            # The base's layers travel while the spec is resolved, each package layer as soon as
+            # it is built; `publish` waits for them all before the manifest and tag.
+            pusher = publisher
+            pusher.push_ahead(base.layers, **_base_push(base, mount_repository, blobs))
+            on_built = lambda layer: pusher.push_ahead([layer.oci_layer()])  # noqa: E731
+        python = base.python.version if base.python else None
+        builder = execution_builder(base_reference, python, reporter, allowed=build)
+        ecosystem = ecosystem_for(spec, builder)
+        if locked is None:
+            reporter.info(
+                f"Resolving {len(spec.requirements)} requirement(s) for {spec.platform}, "
+                f"Python {spec.python}"
+            )
+            locked = ecosystem.lock(spec, base, cancel)
+            lap("resolve")
+        layers = ecosystem.layers(
+            spec,
+            locked,
+            base,
+            cache=config.bake_cache_dir(),
+            reporter=reporter,
+            on_built=on_built,
+            room=LAYER_BUDGET - len(base.layers),
+            cancel=cancel,
         )
-        locked = ecosystem.lock(spec, base, cancel)
-        lap("resolve")
-    layers = ecosystem.layers(
-        spec,
-        locked,
-        base,
-        cache=config.bake_cache_dir(),
-        reporter=reporter,
-        on_built=on_built,
-        room=LAYER_BUDGET - len(base.layers),
-        cancel=cancel,
-    )
-    lap("layers")
-    image = assemble(
-        base,
-        layers,
-        prefix=config.ENV_PREFIX,
-        prefix_variable=ecosystem.prefix_variable,
-        spec_id=ecosystem.image_spec_id(spec, locked),
-        lock=locked,
-        blobs=blobs,
-        source_date_epoch=spec.source_date_epoch,
-    )
-    reference, uploaded = _publish(
-        publisher, image, tag, base, mount_repository, blobs, uploads, reporter, cancel
-    )
-    lap("publish")
-    reporter.info(f"Baked {reference}")
-    return BakeResult(
-        image=reference,
-        python_path=python_path(),
-        spec_id=spec.spec_id,
-        lock_digest=locked.digest,
-        outcome="built",
-        stage_seconds=seconds,
-        bytes_uploaded=uploaded,
-    )
+        lap("layers")
+        image = assemble(
+            base,
+            layers,
+            prefix=config.ENV_PREFIX,
+            prefix_variable=ecosystem.prefix_variable,
+            spec_id=ecosystem.image_spec_id(spec, locked),
+            lock=locked,
+            blobs=blobs,
+            source_date_epoch=spec.source_date_epoch,
+        )
+        reference, uploaded = _publish(
+            publisher, image, tag, base, mount_repository, blobs, uploads, reporter, cancel
+        )
+        lap("publish")
+        reporter.info(f"Baked {reference}")
+        return BakeResult(
+            image=reference,
+            python_path=python_path(),
+            spec_id=spec.spec_id,
+            lock_digest=locked.digest,
+            outcome="built",
+            stage_seconds=seconds,
+            bytes_uploaded=uploaded,
+        )
 
 
 def _mount_repository(publisher: Publisher, base_reference: str) -> str | None:

@@ -169,6 +169,12 @@ def test_two_empty_caches_bake_the_same_digest(bake_env, conda_channel, monkeypa
     monkeypatch.setenv("BAKERY_IMAGE_LAYOUT", str(bake_env / "other-layout"))
     second = bake_image(conda=specs, channels=[conda_channel.url])
     assert first.image.split("@")[1] == second.image.split("@")[1]
+    # What rattler staged is removed once the bake has returned.
+    from bakery.conda.layers import staging_removed
+    from bakery.config import bake_cache_dir
+
+    staging_removed()
+    assert list((bake_cache_dir() / "conda" / "staging").iterdir()) == []
 
 
 def test_the_layer_budget_merges_the_smallest_conda_layers(bake_env, conda_channel):
@@ -204,3 +210,31 @@ def test_the_process_runtime_refuses_a_conda_image(bake_env, conda_channel):
     baked = bake_image(conda={"libdemo": ""}, channels=[conda_channel.url])
     with pytest.raises(AppConfigError, match="conda image: its packages hold the image's prefix"):
         read_bake_layers(baked.image)
+
+
+def test_a_layout_base_bakes_the_image_of_the_same_base_in_a_registry(
+    bake_env, conda_channel, debian_base, tmp_path, monkeypatch
+):
+    # The layout base's layers are copied into the cache while the spec is solved and its
+    # glibc is read from the layout's own file meanwhile: the image is the same.
+    from_registry = bake_image(conda={"libdemo": ""}, channels=[conda_channel.url])
+    layout = LayoutPublisher(tmp_path / "base").publish(debian_base, "bookworm")
+    monkeypatch.setenv("BAKERY_CACHE_DIR", str(tmp_path / "other-cache"))
+    monkeypatch.setenv("BAKERY_IMAGE_LAYOUT", str(tmp_path / "other-layout"))
+    from_layout = bake_image(conda={"libdemo": ""}, channels=[conda_channel.url], base_image=layout)
+    # Only the manifest's base-name annotation differs (a layout has no registry name).
+    for key in ("config", "layers"):
+        assert read_manifest(from_layout.image)[key] == read_manifest(from_registry.image)[key]
+
+
+def test_a_corrupt_layout_base_fails_the_bake(bake_env, conda_channel, debian_base, tmp_path):
+    layout = LayoutPublisher(tmp_path / "base").publish(debian_base, "bookworm")
+    (layer,) = debian_base.layers
+    blob = tmp_path / "base" / "blobs" / "sha256" / layer.digest.removeprefix("sha256:")
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF  # the gzip trailer: the glibc is still found, the digest no longer matches
+    blob.unlink()  # the layout's blob may be a hard link of the cached one
+    blob.write_bytes(bytes(data))
+    with pytest.raises(ImageBakingException, match="content does not match its digest") as caught:
+        bake_image(conda={"libdemo": ""}, channels=[conda_channel.url], base_image=layout)
+    assert str(blob) in caught.value.message  # which file of the layout is corrupt

@@ -11,12 +11,15 @@ its layers and write one OCI manifest for the whole image.
 from __future__ import annotations
 
 import json
+import threading
+from dataclasses import replace
 from typing import Any
 
 from bakery.base.model import BaseImage
 from bakery.base.python import VERSION_LABEL, detect_python
 from bakery.oci.cache import BlobCache
 from bakery.oci.errors import OciError
+from bakery.oci.layout import LAYOUT_SCHEME
 from bakery.oci.model import (
     DOCKER_LAYER_GZIP,
     MANIFEST_TYPES,
@@ -26,7 +29,7 @@ from bakery.oci.model import (
     Manifest,
     platform_matches,
 )
-from bakery.oci.read import open_image
+from bakery.oci.read import LayoutReader, open_image
 from bakery.oci.reference import Reference
 from bakery.platforms import DEFAULT_PLATFORM
 
@@ -45,16 +48,18 @@ def load_base(
 ) -> BaseImage:
     """The base image `reference` for `platform`, its config and layers in `cache`.
 
-    With `fetch_layers=False` a registry base's layers are only described, not downloaded
-    (unless its Python must be found by scanning them): a bake that publishes to the same
-    registry mounts them there and never needs their bytes. `fetch_base_layers` gets them
-    later if it does. A layout base is always copied in full: its files are local."""
+    With `fetch_layers=False` the layers of a registry or layout base are only described,
+    not copied (unless its Python must be found by scanning them): a bake that publishes to
+    the same registry mounts them there and never needs their bytes, and one that does need
+    them gets them with `fetch_base_layers` while it resolves and builds. An engine image
+    is always read in full."""
     with open_image(reference, cache) as image:
         manifest = image.manifest(platform)
         _check_manifest(manifest, reference)
         config = json.loads(image.fetch(manifest.json["config"]["digest"]).read_bytes())
         labels = (config.get("config") or {}).get("Labels") or {}
-        if fetch_layers or image.repository is None or VERSION_LABEL not in labels:
+        deferrable = image.repository is not None or reference.startswith(LAYOUT_SCHEME)
+        if fetch_layers or not deferrable or VERSION_LABEL not in labels:
             for descriptor in manifest.json["layers"]:
                 image.fetch(descriptor["digest"])
         pinned = image.pinned(manifest.digest)
@@ -62,13 +67,43 @@ def load_base(
 
 
 def fetch_base_layers(base: BaseImage, cache: BlobCache) -> None:
-    """Download the layers of a registry base that `load_base` only described."""
+    """Copy in the layers of a base that `load_base` only described. Concurrent calls (a
+    prefetch, the glibc reader, the push threads) fetch each layer once: a call that finds
+    one being fetched waits for it."""
     missing = [layer for layer in base.layers if not cache.has(layer.digest)]
     if not missing:
         return
     with open_image(base.reference, cache) as image:
         for layer in missing:
-            image.fetch(layer.digest)
+            with _fetching(cache, layer.digest):
+                if not cache.has(layer.digest):
+                    image.fetch(layer.digest)
+
+
+def readable_layers(base: BaseImage, cache: BlobCache) -> list[Layer]:
+    """The base's layers, each with a file to read it from now: the cache's copy, else (a
+    layout base) the layout's own file, which need not wait for that copy (it is verified
+    as it is copied in, and a mismatch fails the bake when the image is published), else
+    fetched into the cache first."""
+    if not base.reference.startswith(LAYOUT_SCHEME):
+        fetch_base_layers(base, cache)
+        return list(base.layers)
+    with open_image(base.reference) as image:
+        assert isinstance(image, LayoutReader)
+        return [
+            layer if cache.has(layer.digest) else replace(layer, path=image.blob_path(layer.digest))
+            for layer in base.layers
+        ]
+
+
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _fetching(cache: BlobCache, digest: str) -> threading.Lock:
+    """The lock held while `digest` is fetched into `cache` in this process."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((str(cache.path(digest)), digest), threading.Lock())
 
 
 def _check_manifest(manifest: Manifest, where: str) -> None:

@@ -4,7 +4,7 @@ Channels come from the call (`channels=`), else `BAKERY_CONDA_CHANNELS` (comma-s
 else conda-forge. A name (`conda-forge`, `bioconda`, `owner/label/dev`) means that channel on
 anaconda.org; a URL may be http(s) (a mirror) or `file://` (a channel directory on this
 machine). Credentials never go in a channel URL, since the URL ends up in the lock and the
-image: rattler reads them from its credentials file (`RATTLER_AUTH_FILE`).
+image: `bakery.conda.auth` gives them to rattler (`BAKERY_CONDA_AUTH`, `RATTLER_AUTH_FILE`).
 """
 
 import os
@@ -46,7 +46,7 @@ def normalize_channel(text: str) -> str:
     if parts.username or parts.password:
         raise ValueError(
             f"channel {parts.scheme}://{parts.hostname}{parts.path} carries credentials in its "
-            "URL, which would end up in the image's lock: put them in rattler's credentials "
-            "file (RATTLER_AUTH_FILE) instead"
+            "URL, which would end up in the image's lock: give them in BAKERY_CONDA_AUTH or "
+            "rattler's credentials file (RATTLER_AUTH_FILE) instead"
         )
     return text.rstrip("/")

@@ -50,6 +50,9 @@ def stage(
     """Install `packages` under `root` for the in-image `prefix`: {name: staged package}."""
     from rattler import install
 
+    from bakery.conda.auth import access_refused, client, configured_credentials
+
+    credentials = configured_credentials()
     records = [_record(p) for p in packages]
     try:
         run(
@@ -61,16 +64,22 @@ def stage(
                 execute_link_scripts=False,
                 show_progress=False,
                 alternative_target_prefix=prefix,
+                client=client(credentials),
             )
         )
     except Exception as exc:  # rattler's InstallerError, LinkError, FetchRepoDataError...
         from stagekit.errors import ErrorKind
 
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        error = str(exc)
+        refused = access_refused(error, sorted({p.channel for p in packages}), credentials)
+        if refused is not None:
+            raise refused from None
+        error = credentials.redact(error)
+        reason = error.splitlines()[-1] if error else type(exc).__name__
         raise ImageBakingException(
             f"Installing the conda packages failed: {shorten(reason, 300)}. Check that the "
             "channels are reachable and the lock's sha256 digests match their packages.",
-            details=str(exc) or None,
+            details=error or None,
             kind=ErrorKind.UNAVAILABLE,
         ) from None
     staged = {p.name: _staged(p, root, cache) for p in packages}
@@ -107,7 +116,9 @@ def _staged(package: CondaPackage, root: Path, cache: Path) -> StagedPackage:
     # rattler's record alone is still a valid one.
     with contextlib.suppress(OSError, ValueError):
         record = {**record, **json.loads(index.read_text())}
-    data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+    # One line: json's C encoder writes it (with an indent, the pure-Python one would, and
+    # python's record lists thousands of files). Conda tools read either.
+    data = (json.dumps(record, sort_keys=True) + "\n").encode()
     return StagedPackage(package, root, tuple(record.get("files", ())), data)
 
 

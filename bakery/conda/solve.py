@@ -36,9 +36,12 @@ def solve(
     from rattler import solve as rattler_solve
     from rattler.exceptions import FetchRepoDataError, GatewayError, SolverError
 
+    from bakery.conda.auth import access_refused, client, configured_credentials
+
+    credentials = configured_credentials()
     subdir = CONDA_SUBDIRS[platform]
     platforms = [Subdir(subdir), Subdir("noarch")]
-    gateway = Gateway(cache_dir=cache / "conda" / "repodata")
+    gateway = Gateway(cache_dir=cache / "conda" / "repodata", client=client(credentials))
     assumed: Sequence[Any] = ()
     try:
         # The repodata first (kept in the gateway for the solve), the virtual packages then.
@@ -58,12 +61,16 @@ def solve(
     except SolverError as exc:
         raise _unsatisfiable(str(exc), specs, subdir, assumed) from None
     except (FetchRepoDataError, GatewayError) as exc:
+        error = str(exc)
+        refused = access_refused(error, channels, credentials)
+        if refused is not None:
+            raise refused from None
+        error = credentials.redact(error)
         raise ImageBakingException(
             f"Cannot read the conda channels {shorten(', '.join(channels), 200)}: "
-            f"{shorten(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 300)}. "
-            "Check that they are reachable (BAKERY_CONDA_CHANNELS or channels=) and, for a "
-            "mirror that needs credentials, rattler's credentials file (RATTLER_AUTH_FILE).",
-            details=str(exc) or None,
+            f"{shorten(error.splitlines()[0] if error else type(exc).__name__, 300)}. "
+            "Check that they are reachable (BAKERY_CONDA_CHANNELS or channels=).",
+            details=error or None,
             kind=ErrorKind.UNAVAILABLE,
         ) from None
     return tuple(sorted((_package(record) for record in records), key=lambda p: p.name))

@@ -1,12 +1,14 @@
 """The virtual packages of a target: what the solver may assume of the machine the image runs on.
 
 `__glibc` is the base image's C library, read from the image (its `org.bakery.glibc` label,
-else the version string inside the newest layer's `libc.so.6`), never the build machine's; a
-base without glibc (musl, static) has none, so packages that need it do not solve. `__unix`,
-`__linux` (the oldest kernel assumed, `CONDA_OVERRIDE_LINUX` or 5.10, as conda-lock assumes)
-and `__archspec` (the target's generic architecture) complete it; `__cuda` is there only when
-the bake names the CUDA driver version its hosts have (`cuda=`). The glibc found is kept per
-base digest, so a base is read once.
+else the version in the newest layer that has glibc's `ldd` script or `libc.so.6`, whichever
+comes first: glibc ships both, and `usr/bin` comes tens of MB before `usr/lib` in a Debian
+base's layer), never the build machine's; a base without glibc (musl, static) has none, so
+packages that need it do not solve. `__unix`, `__linux` (the oldest kernel assumed,
+`CONDA_OVERRIDE_LINUX` or 5.10, as conda-lock assumes) and `__archspec` (the target's
+generic architecture) complete it; `__cuda` is there only when the bake names the CUDA
+driver version its hosts have (`cuda=`). The glibc found is kept per base digest, so a base
+is read once.
 """
 
 import contextlib
@@ -27,6 +29,8 @@ GLIBC_LABEL = "org.bakery.glibc"
 LINUX_VERSION = "5.10"
 _LIBC = re.compile(r"(?:usr/)?lib(?:64|/[a-z0-9_]+-linux-gnu)?/libc(?:\.so\.6|-(\d+\.\d+)\.so)")
 _VERSION = re.compile(rb"GNU C Library [^\n]*?version (\d+\.\d+)")
+_LDD = re.compile(r"(?:usr/)?bin/ldd")
+_LDD_VERSION = re.compile(rb"ldd \([^)\n]*\) (\d+\.\d+)")  # glibc's `ldd --version` line
 
 
 def virtual_packages(
@@ -67,11 +71,11 @@ def base_glibc(base: BaseImage, platform: str, cache: Path) -> str | None:
         known = {}
     if key in known:
         return known[key]
-    from bakery.base.load import fetch_base_layers
+    from bakery.base.load import readable_layers
     from bakery.oci.cache import BlobCache
 
-    fetch_base_layers(base, BlobCache(cache / "blobs"))
-    version = next(filter(None, (_layer_glibc(layer) for layer in reversed(base.layers))), None)
+    layers = readable_layers(base, BlobCache(cache / "blobs"))  # meanwhile copied in
+    version = next(filter(None, (_layer_glibc(layer) for layer in reversed(layers))), None)
     record.parent.mkdir(parents=True, exist_ok=True)
     with room_in(record.parent, "BAKERY_CACHE_DIR"):
         write_atomic(record, json.dumps({**known, key: version}, sort_keys=True).encode())
@@ -80,7 +84,13 @@ def base_glibc(base: BaseImage, platform: str, cache: Path) -> str | None:
 
 def _layer_glibc(layer: Layer) -> str | None:
     for member, read in _members(layer):
-        match = _LIBC.fullmatch(member.name.removeprefix("./"))
+        name = member.name.removeprefix("./")
+        if _LDD.fullmatch(name) and member.isfile() and member.size < 1 << 20:
+            found = _LDD_VERSION.search(read())
+            if found:  # else not glibc's script: libc.so.6 decides
+                return found[1].decode()
+            continue
+        match = _LIBC.fullmatch(name)
         if match is None:
             continue
         if match[1]:

@@ -153,7 +153,7 @@ class LayoutReader(_Closing):
         if self.cache is None:
             raise LayoutError(f"cannot fetch blob {digest} of {self.reference}: no BlobCache")
         if not self.cache.has(digest):
-            path = self._blob_path(digest)
+            path = self.blob_path(digest)
             try:
                 with path.open("rb") as handle:
                     chunks = iter(lambda: handle.read(_CHUNK), b"")
@@ -171,7 +171,7 @@ class LayoutReader(_Closing):
         return f"{LAYOUT_SCHEME}{self.directory}@{digest}"
 
     def _manifest(self, digest: str) -> Manifest:
-        path = self._blob_path(digest)
+        path = self.blob_path(digest)
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -187,7 +187,8 @@ class LayoutReader(_Closing):
             raise LayoutError(f"{self.reference}: manifest {digest} is not JSON") from exc
         return Manifest(document.get("mediaType", ""), data)
 
-    def _blob_path(self, digest: str) -> Path:
+    def blob_path(self, digest: str) -> Path:
+        """Where the layout keeps blob `digest` (not verified: `fetch` verifies)."""
         if not DIGEST.fullmatch(digest):  # it becomes a path: no traversal, no other algorithm
             raise LayoutError(f"{self.reference} names an invalid blob digest {digest!r}")
         return self.directory / "blobs" / "sha256" / digest.removeprefix("sha256:")
