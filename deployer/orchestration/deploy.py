@@ -147,13 +147,18 @@ def _serve(store: RecordStore, runtime: Runtime, name: str, version: str) -> Non
         runtime.remove(name, keep_version=version)
 
 
+CRASH_LOG_LINES = 200
+"""The crashed worker's last lines an AppCrashLoopException carries."""
+
+
 def _crash_logs(runtime: Runtime, name: str, worker_id: str) -> list[LogLine]:
-    """The crashed worker's latest lines: its current execution's, else the ones before."""
-    for previous in (False, True):
-        lines = runtime.logs(name, previous).get(worker_id, [])
-        if lines:
-            return lines
-    return []
+    """The crashed worker's last lines across its executions: the ones before the current
+    (each ended in the crash) and the current one's so far. The current one alone may not
+    have printed its error yet, and an engine may stamp an exiting execution's last lines
+    after the restart that follows it."""
+    before = runtime.logs(name, True).get(worker_id, [])
+    now = runtime.logs(name, False).get(worker_id, [])
+    return [*before, *now][-CRASH_LOG_LINES:]
 
 
 def _with_app(error: AppDeploymentException, app: DeployedApp) -> AppDeploymentException:
