@@ -187,6 +187,8 @@ class BakeRpcs:
         self._by_request: dict[str, Build] = {}
         self._publisher: Publisher | None = None
         self._stopping = False
+        self._submitting: dict[str, threading.Event] = {}
+        """Requests being submitted, by fingerprint: identical ones wait for the first."""
         self.lookups = Lookups()
         """Cache-hit lookups shared by identical requests (Prune makes it forget)."""
         self.metrics.track_load(lambda: len(self.slots.waiting), lambda: self.slots.running)
@@ -194,20 +196,50 @@ class BakeRpcs:
     def submit(self, message: bakery_pb2.BakeRequest, caller: Caller) -> tuple[Build, bool]:
         """The build `caller` now waits for: the running one of an identical request, or a new
         one (True). Bad input raises ImageBakingException before anything is started;
-        `QueueFull` when a new build would wait behind `max_queue` others."""
+        `QueueFull` when a new build would wait behind `max_queue` others.
+
+        Identical requests arriving together wait for the first one's submission, then join
+        its build or take its hit: only the first writes, checks and looks its request up."""
         key = wire.fingerprint(message)
+        with self._lock:
+            ahead = self._submitting.get(key)
+            if ahead is None:
+                self._submitting[key] = threading.Event()
+        if ahead is not None:
+            ahead.wait()
+            settled = self._settled(key, message, caller)
+            if settled is not None:
+                return settled
+            return self._submit(key, message, caller)  # the first one failed: see for itself
+        try:
+            return self._settled(key, message, caller) or self._submit(key, message, caller)
+        finally:
+            with self._lock:
+                self._submitting.pop(key).set()
+
+    def _settled(
+        self, key: str, message: bakery_pb2.BakeRequest, caller: Caller
+    ) -> tuple[Build, bool] | None:
+        """What an identical request already settled: a hit found moments ago (answered
+        now, as a finished build) or a running build (joined); None otherwise."""
         remembered = self.lookups.remembered(key)
-        if remembered is not None:  # this very request was checked and found moments ago
+        if remembered is not None:
             build = Build(key, message.request_id, describe(message))
             self._answered(build, message, remembered, time.monotonic(), looked=False)
             with self._lock:
                 self._remember(build)
             return build, True
-        with self._lock:  # an identical request is being built: it was checked already
+        with self._lock:
             running = self._joinable(message, key)
             if running is not None:
                 self._watch(running, caller, message.request_id)
                 return running, False
+        return None
+
+    def _submit(
+        self, key: str, message: bakery_pb2.BakeRequest, caller: Caller
+    ) -> tuple[Build, bool]:
+        """Write and check the request, then answer it from the cache or build it."""
         workdir = Path(tempfile.mkdtemp(prefix="bakery-request-")).resolve()
         try:
             baked = wire.write_sources(message, workdir)
