@@ -3,6 +3,8 @@ Bakery's condaMatchspecs / condaChannels / defaultCondaChannel bake a conda env 
 pipRequirements on top). The test channel's real packages, the test registry."""
 
 import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 
@@ -72,3 +74,33 @@ def test_fast_bakery_conda_matchspecs_bake_a_conda_env(
         timeout=300,
     )
     assert ran.stdout == "demo_cli idna\n", ran.stderr
+
+
+def test_environment_and_conda_lock_files_travel_with_a_remote_bake(
+    server_repo, registry, conda_channel, tmp_path
+):
+    """The client reads an environment.yml and a conda-lock file and sends their contents: the
+    server (which cannot see the client's files) bakes what a local bake of them bakes."""
+    environment = tmp_path / "environment.yml"
+    environment.write_text(
+        f"name: demo\nchannels: [{conda_channel.url}]\ndependencies: [python, libdemo]\n"
+    )
+    running = start(ServerSettings(port=0, state_dir=tmp_path / "state"))
+    url = f"grpc://127.0.0.1:{running.port}"
+    try:
+        remote = bake_image(environment=str(environment), service=url)
+        lockfile = tmp_path / "conda-lock.yml"
+        subprocess.run(
+            [str(Path(sys.executable).parent / "bakery"), "inspect", "--conda-lock", remote.image],
+            stdout=lockfile.open("w"),
+            check=True,
+        )
+        relocked = bake_image(conda_lock=str(lockfile), service=url)
+    finally:
+        running.stop(grace=1)
+    local = bake_image(
+        environment=str(environment),
+        registry=f"{registry.host}/{registry.fresh_repo('local-env')}",
+    )
+    assert remote.image.split("@")[1] == local.image.split("@")[1]
+    assert relocked.image == remote.image  # the lockfile's bake is the same image
