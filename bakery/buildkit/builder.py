@@ -10,7 +10,7 @@ locked sdist for its built wheel (cached, so a second bake builds nothing).
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,13 +106,8 @@ class ExecutionBuilder:
         for package in packages:
             if package.is_sdist:
                 wheel = self._wheel(wheels, package, cancel)
-                package = LockedPackage(
-                    name=package.name,
-                    version=package.version,
-                    url=package.url,
-                    filename=wheel.filename,
-                    sha256=wheel.sha256,
-                    size=wheel.size,
+                package = replace(
+                    package, filename=wheel.filename, sha256=wheel.sha256, size=wheel.size
                 )
             replaced.append(package)
         return replaced
