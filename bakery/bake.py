@@ -169,6 +169,7 @@ class _Lookup:
     """Loaded only when its interpreter was not known yet; the build loads it otherwise."""
     tag: str
     resolutions: Resolutions
+    blobs: BlobCache
     hit: BakeResult | None
     stale: str | None
     """Why the hit's lock must be resolved again (`max_age`); None: it is fresh."""
@@ -217,12 +218,11 @@ def _look_up(
         reporter.info(f"Found baked image {found.reference} for spec {spec.spec_id[:12]}")
         hit = _hit(found.reference, found.manifest, spec, time.monotonic() - started)
         stale = resolutions.due(spec, hit.lock_digest, request.spec_max_age)
-    return _Lookup(spec, pinned, base, tag, resolutions, hit, stale)
+    return _Lookup(spec, pinned, base, tag, resolutions, blobs, hit, stale)
 
 
 def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> BakeResult:
     uploads = Uploads(reporter)
-    blobs = BlobCache(config.bake_cache_dir() / "blobs")
     publisher = open_target(request.target, request.registry, uploads.on_step)
     with contextlib.closing(publisher):
         lookup = _look_up(request, publisher, reporter, cancel, load_base=True)
@@ -237,7 +237,7 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
                 from bakery.build import load_base_image
 
                 lookup.base = load_base_image(
-                    lookup.pinned, blobs, request.target_platform, reporter
+                    lookup.pinned, lookup.blobs, request.target_platform, reporter
                 )
             relocked = _lock(spec, lookup.pinned, lookup.base, request.build, reporter, cancel)
             locked, seconds = relocked
@@ -255,7 +255,7 @@ def _bake(request: BakeRequest, reporter: Reporter, cancel: CancelToken) -> Bake
             publisher,
             lookup.tag,
             base=lookup.base,
-            blobs=blobs,
+            blobs=lookup.blobs,
             uploads=uploads,
             reporter=reporter,
             cancel=cancel,
@@ -280,13 +280,10 @@ def _lock(
 ) -> "tuple[Lock, float]":
     """The spec locked in its ecosystem (on `base`, pinned as `pinned`; sdists built when
     `build`), and the seconds that took."""
-    from bakery.buildkit.builder import execution_builder
-    from bakery.ecosystems import ecosystem_for
+    from bakery.build import spec_ecosystem
 
     clock = time.monotonic()
-    python = base.python.version if base.python else None
-    builder = execution_builder(pinned, python, reporter, allowed=build)
-    locked = ecosystem_for(spec, builder).lock(spec, base, cancel)
+    locked = spec_ecosystem(spec, pinned, base, reporter, build=build).lock(spec, base, cancel)
     return locked, time.monotonic() - clock
 
 

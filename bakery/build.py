@@ -17,7 +17,7 @@ from bakery.bake import BakeResult, Uploads, python_path
 from bakery.base.load import fetch_base_layers, load_base
 from bakery.base.model import BaseImage
 from bakery.buildkit.builder import execution_builder
-from bakery.ecosystems import ecosystem_for
+from bakery.ecosystems import Ecosystem, ecosystem_for
 from bakery.image import assemble
 from bakery.layers.budget import LAYER_BUDGET
 from bakery.layers.model import BuiltLayer
@@ -96,9 +96,7 @@ def build_image(
             pusher = publisher
             pusher.push_ahead(base.layers, **_base_push(base, mount_repository, blobs))
             on_built = lambda layer: pusher.push_ahead([layer.oci_layer()])  # noqa: E731
-        python = base.python.version if base.python else None
-        builder = execution_builder(base_reference, python, reporter, allowed=build)
-        ecosystem = ecosystem_for(spec, builder)
+        ecosystem = spec_ecosystem(spec, base_reference, base, reporter, build=build)
         if locked is None:
             reporter.info(
                 f"Resolving {len(spec.requirements)} requirement(s) for {spec.platform}, "
@@ -141,6 +139,15 @@ def build_image(
             stage_seconds=seconds,
             bytes_uploaded=uploaded,
         )
+
+
+def spec_ecosystem(
+    spec: Spec, base_reference: str, base: BaseImage, reporter: Reporter, *, build: bool
+) -> Ecosystem:
+    """The spec's ecosystem, with the execution builder it may need (sdists, system
+    packages) on the base at `base_reference`; `build=False` lets no sdist be built."""
+    python = base.python.version if base.python else None
+    return ecosystem_for(spec, execution_builder(base_reference, python, reporter, allowed=build))
 
 
 def _mount_repository(publisher: Publisher, base_reference: str) -> str | None:

@@ -347,12 +347,9 @@ class BakeRpcs:
     ) -> tuple[Build, bool]:
         """The running build this request joins, or a new one; True if it started one. A
         spec whose image is baked and fresh is answered at once, as a finished build that
-        took no slot and no thread: cache hits never queue behind builds."""
-        with self._lock:
-            build = self._joinable(message, key)
-            if build is not None:
-                self._watch(build, caller, message.request_id)
-                return build, False
+        took no slot and no thread: cache hits never queue behind builds. (`submit` looked
+        for a running build already; identical requests whose first one failed come here
+        together, so one is looked for again once the lookup is done.)"""
         answered = self._answer_from_cache(key, message, request, workdir)
         with self._lock:
             build = self._joinable(message, key)
