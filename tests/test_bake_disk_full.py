@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from bakery.bake import bake_image
 from bakery.errors import ImageBakingException
+from bakery.oci.cache import BlobCache
 from bakery.oci.layout import LayoutPublisher
 from bakery.oci.model import Image
 from tests.fixtures.registry import TestRegistry
@@ -139,3 +141,20 @@ def test_a_full_cache_while_copying_the_base_blames_the_cache_not_the_layout(
         assert leftovers(cache) == [] and wrong_blobs(cache) == []
     assert wrong_blobs(base_layout.directory) == []
     assert base_layout.resolve("bookworm") == debian_base.digest
+
+
+def test_a_full_temp_disk_while_bootstrapping_the_base_says_so(tmp_path, monkeypatch):
+    """mmdebstrap unpacks into $TMPDIR: a full one is named, not blamed on the suite."""
+    from bakery.base.debian import build_debian_base
+
+    with small_disk(tmp_path / "tmp", "16m") as small:
+        monkeypatch.setenv("TMPDIR", str(small))
+        tempfile.tempdir = None  # tempfile caches its directory
+        try:
+            with pytest.raises(ImageBakingException) as failed:
+                build_debian_base(BlobCache(tmp_path / "blobs"))
+        finally:
+            tempfile.tempdir = None
+    assert f"the disk holding {small} is full" in failed.value.message
+    assert "point TMPDIR at a disk with room" in failed.value.message
+    assert "Debian suite" not in failed.value.message

@@ -105,7 +105,7 @@ def _run(command: list[str], scratch: Path, suite: str, progress: ProgressCallba
     result = run_contained(command, env)
     if result.returncode != 0:
         output = result.stdout.strip()
-        hint = _failure_hint(output, suite)
+        hint = _failure_hint(output, suite, scratch)
         last = output.splitlines()[-1] if output else "no output"
         raise ImageBakingException(
             f"mmdebstrap failed after {time.monotonic() - started:.0f}s ({last}); {hint}",
@@ -115,7 +115,12 @@ def _run(command: list[str], scratch: Path, suite: str, progress: ProgressCallba
         progress(_STAGE, 1, 1)
 
 
-def _failure_hint(output: str, suite: str) -> str:
+def _failure_hint(output: str, suite: str, scratch: Path) -> str:
+    if "No space left on device" in output or "enough free space" in output:
+        return (
+            f"the disk holding {scratch.parent} is full (mmdebstrap unpacks the base there, "
+            "about 300 MB): free space on it, or point TMPDIR at a disk with room"
+        )
     if any(s in output for s in ("Could not resolve", "Failed to fetch", "Temporary")):
         return "the Debian mirror is unreachable: check network access (or pass a reachable mirror)"
     if "unshare failed" in output:
